@@ -1,0 +1,5 @@
+"""``python -m infer``: the homeoplast command line."""
+
+from .cli import main
+
+raise SystemExit(main())
