@@ -398,12 +398,14 @@ def _nice_ticks(ax, transform: str, axis: str = "x", max_ticks: int = 4) -> None
 def plot_posterior_vs_prior(idata, out_dir: str | Path, ncols: int = 6) -> list[Path]:
     """(b) Marginal posterior against prior density of every parameter, pages of 36."""
     plt = _plt()
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     kinds = parameter_kinds(idata)
     transforms = parameter_transforms(idata, kinds)
     units = parameter_units(idata, kinds)
     has_prior = "prior" in idata.groups()
+    engine = str(idata.attrs.get("engine", "point"))
     names = list(kinds)
     written: list[Path] = []
     pages = [names[i : i + PARAMS_PER_PAGE] for i in range(0, len(names), PARAMS_PER_PAGE)]
@@ -453,7 +455,9 @@ def plot_posterior_vs_prior(idata, out_dir: str | Path, ncols: int = 6) -> list[
         fig.tight_layout(h_pad=0.6, w_pad=0.4)
         handles = [
             Patch(color=style.PRIOR, alpha=0.45, lw=0, label="prior"),
-            Patch(facecolor=style.POSTERIOR + "26", edgecolor=style.POSTERIOR, label="posterior"),
+            Patch(facecolor=style.POSTERIOR + "26", edgecolor=style.POSTERIOR, label="posterior")
+            if idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"] > 1
+            else Line2D([], [], color=style.POSTERIOR, lw=1.3, label=f"{engine.upper()} estimate"),
         ]
         note = (
             "log axes: log-normal parameters; logit axes: fractions; densities of the log or logit. "
