@@ -1,0 +1,113 @@
+"""The quick, full and GPU plans: which worker runs with which spec.
+
+Sizes are chosen so that ``--quick`` ends in under 10 minutes on 2 CPU cores, ``--gpu`` in
+under 10 minutes on one H100; each forward sweep also stops by itself when the next N is
+predicted to take longer than ``max_point_s`` or more memory than there is.
+"""
+
+from __future__ import annotations
+
+
+def _forward(solver, dtype, ns, protocol="standard", repeats=3, max_point_s=60.0):
+    return {
+        "case": "forward",
+        "solver": solver,
+        "dtype": dtype,
+        "protocol": protocol,
+        "n_neurons": list(ns),
+        "repeats": repeats,
+        "max_point_s": max_point_s,
+    }
+
+
+def quick() -> list[dict]:
+    """About 8-9 minutes on 2 shared CPU cores (compilation is most of it)."""
+    return [
+        {"case": "flops", "dtype": "float64", "matmul_size": 1024},
+        _forward("tsit5", "float64", [1, 1024], repeats=2),
+        _forward("tsit5", "float32", [1024], repeats=2),
+        _forward("kvaerno5", "float64", [32], repeats=2),
+        _forward("tsit5", "float64", [1024], protocol="ketamine_24h", repeats=2),
+        {"case": "peers", "dtype": "float64", "n_neurons": 8, "cap_s": 6.0},
+        {
+            "case": "gradient",
+            "solver": "tsit5",
+            "dtype": "float64",
+            "n_neurons": [32],
+            "repeats": 2,
+        },
+        *[
+            {
+                "case": "sharding",
+                "solver": "tsit5",
+                "dtype": "float64",
+                "n_neurons": 1024,
+                "k_devices": k,
+                "repeats": 1,
+            }
+            for k in (1, 2)
+        ],
+        {"case": "inference", "dtype": "float64", "n_neurons": 4096},
+    ]
+
+
+def full() -> list[dict]:
+    big = [1, 16, 256, 4096, 65536, 1 << 20]
+    return [
+        {"case": "flops", "dtype": "float64", "matmul_size": 4096},
+        {"case": "flops", "dtype": "float32", "matmul_size": 4096},
+        _forward("tsit5", "float64", big, max_point_s=900),
+        _forward("tsit5", "float32", big, max_point_s=900),
+        _forward("kvaerno5", "float64", big, max_point_s=900),
+        _forward("kvaerno5", "float32", big, max_point_s=900),
+        _forward("tsit5", "float64", big, protocol="ketamine_24h", max_point_s=900),
+        _forward("kvaerno5", "float64", big, protocol="ketamine_24h", max_point_s=900),
+        {"case": "peers", "dtype": "float64", "n_neurons": 64, "cap_s": 120.0},
+        {"case": "gradient", "solver": "tsit5", "dtype": "float64", "n_neurons": [64, 1024]},
+        {"case": "gradient", "solver": "kvaerno5", "dtype": "float64", "n_neurons": [16]},
+        *[
+            {
+                "case": "sharding",
+                "solver": "tsit5",
+                "dtype": "float64",
+                "n_neurons": 4096,
+                "k_devices": k,
+            }
+            for k in (1, 2, 4)
+        ],
+        {"case": "inference", "dtype": "float64", "n_neurons": 4096},
+    ]
+
+
+def gpu() -> list[dict]:
+    """One GPU, whole suite, about 10 minutes (the runner also enforces a total budget)."""
+    sizes = [1, 1024, 16384, 262144, 1 << 20]
+    return [
+        {"case": "flops", "dtype": "float64", "matmul_size": 8192},
+        {"case": "flops", "dtype": "float32", "matmul_size": 8192},
+        _forward("tsit5", "float32", sizes, protocol="ketamine_24h", max_point_s=60),
+        _forward("tsit5", "float64", sizes, protocol="ketamine_24h", max_point_s=60),
+        _forward("tsit5", "float64", sizes, max_point_s=60),
+        _forward("tsit5", "float32", sizes, max_point_s=60),
+        _forward("kvaerno5", "float64", [1, 1024, 16384, 131072], max_point_s=45),
+        _forward("kvaerno5", "float32", [1024, 16384, 131072], max_point_s=45),
+        {
+            "case": "gradient",
+            "solver": "tsit5",
+            "dtype": "float64",
+            "n_neurons": [1024, 16384],
+            "repeats": 2,
+        },
+        {"case": "peers", "dtype": "float64", "n_neurons": 8, "cap_s": 5.0},
+        {
+            "case": "sharding",
+            "solver": "tsit5",
+            "dtype": "float64",
+            "n_neurons": 65536,
+            "k_devices": 1,
+        },
+        {"case": "inference", "dtype": "float64", "n_neurons": 4096},
+    ]
+
+
+PLANS = {"quick": quick, "full": full, "gpu": gpu}

@@ -1,0 +1,37 @@
+"""What is benchmarked: protocols, solvers, sizes for the quick and full plans."""
+
+from __future__ import annotations
+
+STANDARD = (
+    "ketamine 10 mg/kg i.p., mouse",
+    "vehicle, mouse",
+    "ketamine 10 mg/kg i.p. + rapamycin, mouse",
+    "ethanol 30 mM bath, cultured neurons",
+)
+STANDARD_TIMES = (0.0, 0.5, 1.0, 2.0, 6.0, 24.0)
+
+PROTOCOLS = {
+    # the standard protocol set: 4 conditions to 24 h
+    "standard": {"conditions": STANDARD, "times": STANDARD_TIMES},
+    # the 24-h ketamine protocol of the H100 target
+    "ketamine_24h": {"conditions": (STANDARD[0],), "times": STANDARD_TIMES},
+}
+
+RTOL = 1e-6  # the package defaults (models.solve.SolverConfig); peers use the same
+ATOL = 1e-9
+
+
+def make_solver(name: str):
+    import diffrax
+
+    solvers = {"tsit5": diffrax.Tsit5, "kvaerno5": diffrax.Kvaerno5, "dopri5": diffrax.Dopri5}
+    try:
+        return solvers[name]()
+    except KeyError:
+        raise ValueError(f"unknown solver {name!r}; choose from {sorted(solvers)}") from None
+
+
+def solver_config(name: str):
+    from models.solve import SolverConfig
+
+    return SolverConfig(solver=make_solver(name), rtol=RTOL, atol=ATOL)
