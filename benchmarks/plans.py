@@ -43,7 +43,7 @@ def quick() -> list[dict]:
                 "dtype": "float64",
                 "n_neurons": 1024,
                 "k_devices": k,
-                "repeats": 1,
+                "repeats": 2,
             }
             for k in (1, 2)
         ],

@@ -38,14 +38,19 @@ def peer_ratios(records) -> list[dict]:
         best = max(rows, key=lambda r: r["neuron_solves_per_s"]) if rows else None
         if best is not None and best is not at:
             choices.append(best)
+    # the sharded neuron axis (K host devices = K cores on CPU) is homeoplast's best CPU setup
+    shard = _ok(records, case="sharding", dtype="float64", protocol="standard")
+    if shard:
+        choices.append(max(shard, key=lambda r: r["neuron_solves_per_s"]))
     for ours in choices:
         solver = ours["solver"]
+        sharded = f" sharded K={ours['k_devices']}" if ours.get("case") == "sharding" else ""
         ours_cpu = ours["neuron_solves"] / ours["cpu_s_min"] if ours.get("cpu_s_min") else None
         for p in peers:
             peer_cpu = p["neuron_solves"] / p["cpu_s"] if p.get("cpu_s") else None
             out.append(
                 {
-                    "homeoplast": f"{solver} float64 N={ours['n_neurons']}",
+                    "homeoplast": f"{solver} float64 N={ours['n_neurons']}{sharded}",
                     "homeoplast_solves_per_s": ours["neuron_solves_per_s"],
                     "peer": p["peer"],
                     "peer_solves_per_s": p["neuron_solves_per_s"],
@@ -96,11 +101,16 @@ def targets(records, ratios) -> list[dict]:
         r for r in ratios if r["peer"].startswith("scipy") and r["homeoplast"].startswith("tsit5")
     ]
     if scipy:
-        fair = min(scipy, key=lambda r: r["ratio_wall"])  # the fastest scipy loop
+        # homeoplast's fastest 2-core configuration against the fastest scipy loop
+        best_ours = max(r["homeoplast_solves_per_s"] for r in scipy)
+        fair = min(
+            (r for r in scipy if r["homeoplast_solves_per_s"] == best_ours),
+            key=lambda r: r["ratio_wall"],
+        )
         out.append(
             {
                 "target": "2 CPU cores, N=1024: >= 20x the scipy loop's throughput",
-                "measured": f"{fair['ratio_wall']:.1f}x vs {fair['peer']} (fastest scipy loop); "
+                "measured": f"{fair['ratio_wall']:.1f}x ({fair['homeoplast']}) vs {fair['peer']} (fastest scipy loop); "
                 f"CPU-time ratio {fair['ratio_cpu_time'] or float('nan'):.1f}x",
                 "met": fair["ratio_wall"] >= 20,
             }
