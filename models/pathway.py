@@ -151,8 +151,9 @@ PARAMETERS: tuple[Parameter, ...] = (
     _frac("pE0", 0.5, "Baseline p-eEF2 fraction in a dendrite at rest. Assumed.", _EEF2),
     _gain("h_K", 1.0, "Sensitivity of eEF2K activity to the tonic NMDAR Ca2+ signal "
           "(power-law exponent).", _EEF2, scale=0.5, bounds=(0.1, 5.0), het=True),
-    _gain("g_fb", 0.5, "Inhibition of eEF2K by p70S6K (MD01: S6K -> eEF2K), power-law "
-          "exponent.", _EEF2, scale=0.7, bounds=(0.0, 5.0), source="MD01"),
+    _gain("g_fb", 0.5, "Inhibition of eEF2K by p70S6K (MD01: S6K -> eEF2K): eEF2K activity "
+          "scales as (1 + g_fb)/(1 + g_fb pS6K/pS6K0), bounded as p70S6K vanishes.", _EEF2,
+          scale=0.7, bounds=(0.0, 2.0), source="MD01"),
     # ---------------------------------------------------------------- BDNF / TrkB / Akt
     _rate("k_B", 1.5, "BDNF turnover rate (dendritic synthesis balances release/degradation). "
           "Assumed.", _BDNF, scale=1.0, het=True),
@@ -204,7 +205,7 @@ PARAMETERS: tuple[Parameter, ...] = (
     _frac("pS60", 0.2, "Baseline p-S6 fraction. Assumed.", _MTOR),
     # ---------------------------------------------------------------- synthesis
     _gain("n_init", 3.0, "Sensitivity of cap-dependent initiation to p-4E-BP1.", _SYN,
-          scale=0.5, bounds=(0.2, 8.0)),
+          scale=0.5, bounds=(0.2, 4.0)),
     _frac("f_chx", 0.95, "Block of translation by cycloheximide/anisomycin. Assumed.", _SYN),
     _rate("k_A", LN2 / (3.16 * 24.0), "GluA1 (local synaptic pool) turnover; synaptic protein "
           "half-lives 2-5 d (TO01), geometric middle 3.16 d.", _SYN, scale=0.5, source="TO01"),
@@ -318,7 +319,7 @@ RULES: tuple[Rule, ...] = (
     Rule(name="act_syn", unit="relative", doc="synaptic activity sensed by homeostatic "
          "scaling: tonic NMDAR signal x excitatory drive", expr="sN * drive"),
     Rule(name="uK", unit="relative", doc="eEF2K activity relative to rest",
-         expr="pow(sN, h_K) * pow(pS6K / pS6K0, -g_fb)"),
+         expr="pow(sN, h_K) * (1 + g_fb) / (1 + g_fb * pS6K / pS6K0)"),
     Rule(name="elong", unit="relative", doc="elongation permitted by low p-eEF2",
          expr="(1 - pE) / (1 - pE0)"),
     Rule(name="L", unit="relative", doc="TrkB ligand relative to rest (activity-dependent "

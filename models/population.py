@@ -53,9 +53,11 @@ def neuron_thetas(
     het_index: np.ndarray,
 ) -> Float[Array, "neuron param"]:
     """Per-neuron parameter vectors."""
-    factors = jnp.exp(sigma[None, :] * z)
-    thetas = jnp.broadcast_to(theta_pop, (z.shape[0], theta_pop.shape[0]))
-    return thetas.at[:, het_index].multiply(factors)
+    # Multiplicative factor per (neuron, parameter): exp(sigma z) on heterogeneous columns, 1
+    # elsewhere (a dense product keeps reverse-mode gradients simple).
+    log_factor = jnp.zeros((z.shape[0], theta_pop.shape[0]), theta_pop.dtype)
+    log_factor = log_factor.at[:, het_index].set(sigma[None, :] * z, unique_indices=True)
+    return theta_pop[None, :] * jnp.exp(log_factor)
 
 
 class PopulationSolution(eqx.Module):
@@ -71,7 +73,7 @@ def simulate_population(
     sigma: Float[Array, " het"],
     z: Float[Array, "neuron het"],
     conditions: EncodedConditions,
-    ts: Float[Array, " time"],
+    ts: Float[Array, " time"] | Float[Array, "condition time"],
     config: SolverConfig = SolverConfig(),
     pathway: Pathway = PATHWAY,
 ) -> PopulationSolution:
@@ -80,11 +82,14 @@ def simulate_population(
     cp = compiled(pathway)
     thetas = neuron_thetas(theta_pop, sigma, z, heterogeneous_index(pathway))
 
-    def one(theta, cond):
-        return solve_neuron(theta, cond, ts, config, cp)
+    def one(theta, cond, ts_c):
+        return solve_neuron(theta, cond, ts_c, config, cp)
 
-    per_condition = jax.vmap(one, in_axes=(None, 0))
-    sol = jax.vmap(per_condition, in_axes=(0, None))(thetas, conditions)
+    # ts: shared [time] or per condition [condition, time] (each row non-decreasing; pad a
+    # short row by repeating its last time), so each condition integrates only as far as needed.
+    ts_axis = 0 if ts.ndim == 2 else None
+    per_condition = jax.vmap(one, in_axes=(None, 0, ts_axis))
+    sol = jax.vmap(per_condition, in_axes=(0, None, None))(thetas, conditions, ts)
     return PopulationSolution(readouts=sol.readouts, ok=sol.ok, num_steps=sol.num_steps)
 
 

@@ -1,0 +1,199 @@
+"""Fit configuration: a validated, immutable object read from TOML.
+
+Example (``infer/configs/default.toml``)::
+
+    [population]
+    neurons = 32
+    seed = 0
+    free = ["ic50_ethanol", "f_Ystab", ...]   # parameters sampled; the rest stay at defaults
+    [solver]
+    method = "tsit5"     # or "kvaerno5", "kvaerno3"
+    rtol = 1e-5
+    [engine]
+    name = "nuts"        # nuts | svi | map
+    chains = 2
+    ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+
+from models.pathway import PATHWAY
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key and the fix."""
+
+
+_SOLVERS = ("tsit5", "kvaerno5", "kvaerno3", "dopri5")
+_ENGINES = ("nuts", "svi", "map")
+_USES = ("fit", "submodule")
+
+DEFAULT_FREE = (
+    "ic50_ethanol",
+    "kdose_ethanol",
+    "f_Ystab",
+    "k_Y",
+    "c0",
+    "c0_ko",
+    "w_ca",
+    "k_G",
+    "g_FG",
+    "a_ttx",
+    "a_bic",
+    "pE0",
+    "h_K",
+    "k_pE",
+    "k_B",
+    "K_T",
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FitConfig:
+    """Everything that defines a fit. Keyword-only; validated on construction."""
+
+    neurons: int = 32
+    seed: int = 0
+    free: tuple[str, ...] = DEFAULT_FREE
+    sigma_prior_scale: float = 0.3  # HalfNormal scale of between-neuron log-SDs
+    solver: str = "tsit5"
+    rtol: float = 1e-5
+    atol: float = 1e-8
+    max_steps: int = 8192
+    engine: str = "nuts"
+    chains: int = 2
+    warmup: int = 200
+    draws: int = 200
+    max_tree_depth: int = 6
+    target_accept: float = 0.85
+    map_starts: int = 4
+    map_steps: int = 300
+    map_learning_rate: float = 0.05
+    svi_steps: int = 500
+    svi_learning_rate: float = 0.02
+    svi_guide: str = "normal"  # normal | lowrank
+    posterior_draws: int = 200  # draws from SVI/MAP approximations
+    prior_draws: int = 100
+    use: tuple[str, ...] = ("fit",)
+    include_constraints: bool = True
+    relative_noise_floor: float = 0.05  # added in quadrature to every SD, as a fraction of |value|
+    secondary_noise_floor: float = 0.15  # for secondary / digitised rows
+    chain_method: str = "sequential"  # sequential | parallel | vectorized
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        def positive_int(key, value):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+
+        for key in ("neurons", "chains", "draws", "max_steps", "map_starts", "map_steps",
+                    "svi_steps", "posterior_draws", "prior_draws", "max_tree_depth"):
+            positive_int(key, getattr(self, key))
+        if not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ConfigError(f"warmup must be a non-negative integer, got {self.warmup!r}")
+        if self.solver not in _SOLVERS:
+            raise ConfigError(f"solver.method must be one of {_SOLVERS}, got {self.solver!r}")
+        if self.engine not in _ENGINES:
+            raise ConfigError(f"engine.name must be one of {_ENGINES}, got {self.engine!r}")
+        if self.svi_guide not in ("normal", "lowrank"):
+            raise ConfigError(f"engine.svi_guide must be 'normal' or 'lowrank', got {self.svi_guide!r}")
+        if self.chain_method not in ("sequential", "parallel", "vectorized"):
+            raise ConfigError("engine.chain_method must be sequential, parallel or vectorized")
+        if self.device not in ("cpu", "gpu"):
+            raise ConfigError(f"device must be 'cpu' or 'gpu', got {self.device!r}")
+        for key in ("rtol", "atol", "sigma_prior_scale", "map_learning_rate", "svi_learning_rate"):
+            value = getattr(self, key)
+            if not isinstance(value, int | float) or not value > 0:
+                raise ConfigError(f"{key} must be a positive number, got {value!r}")
+        if not 0.5 <= self.target_accept < 1:
+            raise ConfigError(f"target_accept must be in [0.5, 1), got {self.target_accept}")
+        unknown = [n for n in self.free if n not in PATHWAY.parameter_names]
+        if unknown:
+            raise ConfigError(
+                f"population.free: unknown parameters {unknown}; see docs/parameters.md for names"
+            )
+        if len(set(self.free)) != len(self.free) or not self.free:
+            raise ConfigError("population.free must list each parameter once, and at least one")
+        bad_use = [u for u in self.use if u not in _USES]
+        if bad_use:
+            raise ConfigError(f"data.use entries must be in {_USES}, got {bad_use}")
+
+    @property
+    def free_heterogeneous(self) -> tuple[str, ...]:
+        return tuple(n for n in self.free if PATHWAY.parameter(n).heterogeneous)
+
+    def replace(self, **changes) -> FitConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_toml(self) -> str:
+        """The config as TOML text (stored beside results and in the InferenceData attrs)."""
+        sections = {
+            "population": ("neurons", "seed", "free", "sigma_prior_scale"),
+            "solver": ("solver", "rtol", "atol", "max_steps"),
+            "engine": ("engine", "chains", "warmup", "draws", "max_tree_depth", "target_accept",
+                       "map_starts", "map_steps", "map_learning_rate", "svi_steps",
+                       "svi_learning_rate", "svi_guide", "posterior_draws", "prior_draws",
+                       "chain_method", "device"),
+            "data": ("use", "include_constraints", "relative_noise_floor", "secondary_noise_floor"),
+        }
+        lines = []
+        for section, keys in sections.items():
+            lines.append(f"[{section}]")
+            for key in keys:
+                value = getattr(self, key)
+                name = _TOML_NAMES.get(key, key)
+                lines.append(f"{name} = {_toml_value(value)}")
+            lines.append("")
+        return "\n".join(lines)
+
+
+_TOML_NAMES = {"solver": "method", "engine": "name"}
+_FROM_TOML = {("solver", "method"): "solver", ("engine", "name"): "engine"}
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def config_from_mapping(table: dict) -> FitConfig:
+    """Build a FitConfig from a parsed TOML table, rejecting unknown keys."""
+    fields = {f.name: f for f in dataclasses.fields(FitConfig)}
+    values = {}
+    for section, content in table.items():
+        if not isinstance(content, dict):
+            raise ConfigError(f"top-level key {section!r} must be a table like [population]")
+        for key, value in content.items():
+            name = _FROM_TOML.get((section, key), key)
+            if name not in fields:
+                raise ConfigError(f"unknown key [{section}] {key}; known: {sorted(fields)}")
+            if isinstance(value, list):
+                value = tuple(value)
+            values[name] = value
+    try:
+        return FitConfig(**values)
+    except TypeError as err:
+        raise ConfigError(str(err)) from None
+
+
+def load_config(path: str | Path) -> FitConfig:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        table = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    try:
+        return config_from_mapping(table)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None

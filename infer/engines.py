@@ -1,0 +1,161 @@
+"""Inference engines: optax multi-start MAP, SVI with optax, NUTS (resumable).
+
+All three work on the same NumPyro model. MAP initialises SVI and NUTS. NUTS runs in chunks;
+after each chunk the draws and the sampler state are checkpointed, so an interrupted run keeps
+what it finished and ``resume=True`` continues from the last chunk.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, init_to_value
+from numpyro.infer.autoguide import AutoLowRankMultivariateNormal, AutoNormal
+from numpyro.infer.util import initialize_model
+
+from ._io import atomic_path
+from .config import FitConfig
+
+
+def run_map(model, config: FitConfig, key) -> dict:
+    """Multi-start MAP in the unconstrained space with optax Adam.
+
+    Starts are prior draws (numpyro's ``init_to_sample``-like initialisation via
+    ``initialize_model``); the best finite optimum wins. Returns constrained latent values,
+    the objective trace of each start and the number of starts that ended non-finite.
+    """
+    keys = jax.random.split(key, config.map_starts)
+    info = initialize_model(keys[0], model, dynamic_args=False)
+    potential = info.potential_fn
+    opt = optax.adam(config.map_learning_rate)
+    value_and_grad = jax.jit(jax.value_and_grad(potential))
+
+    best, best_val, traces, failed = None, np.inf, [], 0
+    for k in keys:
+        params = initialize_model(k, model, dynamic_args=False).param_info.z
+        state = opt.init(params)
+        trace = []
+        for _ in range(config.map_steps):
+            val, grad = value_and_grad(params)
+            if not np.isfinite(float(val)):
+                break
+            updates, state = opt.update(grad, state, params)
+            params = optax.apply_updates(params, updates)
+            trace.append(float(val))
+        val = float(value_and_grad(params)[0])
+        traces.append(trace)
+        if not np.isfinite(val):
+            failed += 1
+            continue
+        if val < best_val:
+            best, best_val = params, val
+    if best is None:
+        raise RuntimeError("every MAP start ended at a non-finite log density; check the data and priors")
+    constrained = info.postprocess_fn(best)
+    latent = {k: v for k, v in constrained.items() if k in best}
+    return {"latent": latent, "unconstrained": best, "neg_log_density": best_val,
+            "traces": traces, "failed_starts": failed}
+
+
+def run_svi(model, config: FitConfig, key, init_values: dict | None = None) -> dict:
+    """SVI with an AutoNormal (or low-rank MVN) guide and optax Adam."""
+    init = init_to_value(values=init_values) if init_values else None
+    guide_cls = AutoNormal if config.svi_guide == "normal" else AutoLowRankMultivariateNormal
+    guide = guide_cls(model, init_loc_fn=init) if init else guide_cls(model)
+    svi = SVI(model, guide, optax.adam(config.svi_learning_rate), Trace_ELBO())
+    k_run, k_draw = jax.random.split(key)
+    result = svi.run(k_run, config.svi_steps, progress_bar=False)
+    samples = guide.sample_posterior(k_draw, result.params, sample_shape=(config.posterior_draws,))
+    return {"samples": samples, "losses": np.asarray(result.losses), "params": result.params}
+
+
+def run_nuts(
+    model,
+    config: FitConfig,
+    key,
+    *,
+    init_values: dict | None = None,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    chunk: int = 50,
+    progress: bool = True,
+) -> dict:
+    """NUTS with several chains, checkpointed every ``chunk`` draws.
+
+    Returns grouped samples (``{site: [chain, draw, ...]}``), extra fields (diverging, energy,
+    tree depth via num_steps) and the wall time. On KeyboardInterrupt the draws finished so far
+    are returned with ``interrupted=True``.
+    """
+    kernel = NUTS(
+        model,
+        init_strategy=init_to_value(values=init_values) if init_values else init_to_value(values={}),
+        max_tree_depth=config.max_tree_depth,
+        target_accept_prob=config.target_accept,
+    )
+    mcmc = MCMC(
+        kernel,
+        num_warmup=config.warmup,
+        num_samples=min(chunk, config.draws),
+        num_chains=config.chains,
+        chain_method=config.chain_method,
+        progress_bar=progress,
+    )
+    extra = ("diverging", "energy", "num_steps", "accept_prob", "potential_energy")
+    done: list[dict] = []
+    n_done = 0
+    t0 = time.perf_counter()
+    interrupted = False
+    if resume and checkpoint is not None and checkpoint.exists():
+        with open(checkpoint, "rb") as fh:
+            saved = pickle.load(fh)
+        done, n_done = saved["chunks"], saved["n_done"]
+        mcmc.post_warmup_state = saved["state"]
+    try:
+        while n_done < config.draws:
+            size = min(chunk, config.draws - n_done)
+            mcmc.num_samples = size
+            if mcmc.post_warmup_state is None:
+                mcmc.run(key, extra_fields=extra)
+            else:
+                mcmc.run(mcmc.post_warmup_state.rng_key, extra_fields=extra)
+            mcmc.post_warmup_state = mcmc.last_state
+            samples = jax.device_get(mcmc.get_samples(group_by_chain=True))
+            fields = jax.device_get(mcmc.get_extra_fields(group_by_chain=True))
+            done.append({"samples": samples, "extra": fields})
+            n_done += size
+            if checkpoint is not None:
+                with atomic_path(checkpoint) as tmp, open(tmp, "wb") as fh:
+                    pickle.dump({"chunks": done, "n_done": n_done,
+                                 "state": jax.device_get(mcmc.last_state)}, fh)
+    except KeyboardInterrupt:
+        interrupted = True
+    if not done:
+        raise RuntimeError("NUTS was interrupted before finishing a chunk of draws")
+
+    def cat(key_):
+        keys = done[0][key_].keys()
+        return {k: np.concatenate([np.asarray(c[key_][k]) for c in done], axis=1) for k in keys}
+
+    return {
+        "samples": cat("samples"),
+        "extra": cat("extra"),
+        "n_draws": n_done,
+        "interrupted": interrupted,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def log_density_fn(model):
+    """(potential_fn, initial unconstrained params) of the model; for benchmarks and tests."""
+    info = initialize_model(jax.random.PRNGKey(0), model, dynamic_args=False)
+    return info.potential_fn, info.param_info.z
+
+
+def finite_everywhere(tree) -> bool:
+    return bool(all(jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)))

@@ -1,0 +1,262 @@
+"""One fit, end to end: data -> problem -> model -> MAP -> (SVI) -> (NUTS) -> InferenceData.
+
+The run directory receives ``posterior.nc`` (ArviZ InferenceData, written atomically),
+``config.toml``, and, when NUTS runs, ``nuts_checkpoint.pkl`` (removed on success).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import subprocess
+from pathlib import Path
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpyro.infer import Predictive
+
+from models.population import draw_z
+from models.solve import SolverConfig
+
+from ._io import atomic_path
+from .config import FitConfig
+from .engines import run_map, run_nuts, run_svi
+from .model import PopulationModel
+from .problem import FitProblem, PopulationPredictor, build_problem
+
+
+def solver_config(config: FitConfig) -> SolverConfig:
+    import diffrax
+
+    solver = {
+        "tsit5": diffrax.Tsit5,
+        "dopri5": diffrax.Dopri5,
+        "kvaerno3": diffrax.Kvaerno3,
+        "kvaerno5": diffrax.Kvaerno5,
+    }[config.solver]()
+    return SolverConfig(solver=solver, rtol=config.rtol, atol=config.atol, max_steps=config.max_steps)
+
+
+def load_problem(config: FitConfig) -> FitProblem:
+    from .datasets import load_constraints, load_measurements
+
+    measurements = load_measurements(use=config.use, simulable_only=True)
+    constraints = load_constraints() if config.include_constraints else None
+    if constraints is not None and "simulable" in constraints:
+        constraints = constraints[constraints["simulable"].astype(bool)]
+    return build_problem(
+        measurements,
+        constraints,
+        relative_noise_floor=config.relative_noise_floor,
+        secondary_noise_floor=config.secondary_noise_floor,
+    )
+
+
+@dataclasses.dataclass
+class Fit:
+    """Everything needed to run and re-run one fit (compiled pieces are reused)."""
+
+    config: FitConfig
+    problem: FitProblem
+    model: PopulationModel
+
+    @classmethod
+    def create(cls, config: FitConfig, problem: FitProblem | None = None) -> Fit:
+        problem = problem or load_problem(config)
+        z = draw_z(config.neurons, config.seed)
+        predictor = PopulationPredictor(problem, z, solver_config(config))
+        return cls(config=config, problem=problem, model=PopulationModel(problem, config, predictor))
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _versions() -> dict:
+    import diffrax
+    import numpyro
+    import optax
+
+    return {"homeoplast": "0.1.0", "jax": jax.__version__, "diffrax": diffrax.__version__,
+            "numpyro": numpyro.__version__, "optax": optax.__version__, "arviz": az.__version__,
+            "python": platform.python_version()}
+
+
+def _checksums() -> dict:
+    try:
+        from .datasets import data_checksums
+
+        return data_checksums()
+    except ImportError:
+        return {}
+
+
+def run_fit(config: FitConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True,
+            fit: Fit | None = None) -> Path:
+    """Run the configured engine; write ``out_dir/posterior.nc`` and ``config.toml``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fit = fit or Fit.create(config)
+    key = jax.random.PRNGKey(config.seed)
+    k_map, k_svi, k_nuts, k_prior, k_pp = jax.random.split(key, 5)
+    model = fit.model
+    log = {}
+    map_result = run_map(model, config, k_map)
+    log["map_neg_log_density"] = map_result["neg_log_density"]
+    log["map_failed_starts"] = map_result["failed_starts"]
+    init = map_result["latent"]
+    nuts = None
+    if config.engine == "map":
+        samples = {k: np.asarray(v)[None, None] for k, v in init.items()}
+    elif config.engine == "svi":
+        svi = run_svi(model, config, k_svi, init_values=init)
+        log["svi_final_loss"] = float(svi["losses"][-1])
+        samples = {k: np.asarray(v)[None] for k, v in svi["samples"].items()}
+    else:
+        nuts = run_nuts(model, config, k_nuts, init_values=init,
+                        checkpoint=out_dir / "nuts_checkpoint.pkl", resume=resume, progress=progress)
+        samples = nuts["samples"]
+        log["nuts_seconds"] = nuts["seconds"]
+        log["nuts_interrupted"] = nuts["interrupted"]
+    idata = build_inference_data(fit, samples, nuts, k_prior, k_pp, log)
+    target = out_dir / "posterior.nc"
+    with atomic_path(target) as tmp:
+        idata.to_netcdf(str(tmp), engine="h5netcdf")
+    with atomic_path(out_dir / "config.toml") as tmp:
+        tmp.write_text(config.to_toml())
+    ckpt = out_dir / "nuts_checkpoint.pkl"
+    if nuts is not None and not nuts["interrupted"] and ckpt.exists():
+        ckpt.unlink()
+    return target
+
+
+def _flatten(samples: dict) -> dict:
+    """[chain, draw, ...] -> [chain*draw, ...] for Predictive."""
+    return {k: np.reshape(v, (-1,) + np.shape(v)[2:]) for k, v in samples.items()}
+
+
+def build_inference_data(fit: Fit, samples: dict, nuts: dict | None, k_prior, k_pp, log: dict):
+    """InferenceData with posterior, sample_stats, log_likelihood, prior, prior/posterior
+    predictive, observed_data, constant_data and predictions, named dims and provenance attrs."""
+    p, cfg, model = fit.problem, fit.config, fit.model
+    chains, draws = next(iter(samples.values())).shape[:2]
+    latent_names = [k for k in samples if not k.startswith("_")]
+    flat = _flatten({k: samples[k] for k in latent_names})
+    # deterministic sites (parameters by name, pred, n_failed) and predictive obs
+    post_pred = Predictive(model, posterior_samples=flat, return_sites=None)(k_pp, observed=False)
+    prior_pred = Predictive(model, num_samples=cfg.prior_draws)(k_prior, observed=False)
+    # log likelihood of each measurement under the posterior
+    sd = jnp.asarray(p.obs_sd)
+    pred_post = np.asarray(post_pred["pred"])
+    loglik = -0.5 * ((p.values - pred_post) / p.obs_sd) ** 2 - np.log(np.sqrt(2 * np.pi) * p.obs_sd)
+    del sd
+
+    def by_chain(x):
+        x = np.asarray(x)
+        return x.reshape((chains, draws) + x.shape[1:])
+
+    param_vars = list(model.free) + [f"sigma_{n}" for n in model.sigma_names] + list(model.scale_names)
+    posterior = {n: by_chain(post_pred[n]) for n in param_vars}
+    posterior["pred"] = by_chain(post_pred["pred"])
+    posterior["n_failed"] = by_chain(post_pred["n_failed"])
+    prior = {n: np.asarray(prior_pred[n])[None] for n in param_vars}
+    prior["pred"] = np.asarray(prior_pred["pred"])[None]
+    coords = {"measurement": list(p.measurement_ids)}
+    dims = {"pred": ["measurement"], "obs": ["measurement"]}
+    sample_stats = None
+    if nuts is not None:
+        ex = nuts["extra"]
+        sample_stats = {
+            "diverging": np.asarray(ex["diverging"]),
+            "energy": np.asarray(ex["energy"]),
+            "n_steps": np.asarray(ex["num_steps"]),
+            "tree_depth": np.floor(np.log2(np.asarray(ex["num_steps"]) + 1)).astype(int),
+            "acceptance_rate": np.asarray(ex["accept_prob"]),
+            "lp": -np.asarray(ex["potential_energy"]),
+        }
+    table = p.table
+    constant = {
+        "obs_sd": np.asarray(p.obs_sd),
+        "time_h": np.asarray(table["time_h"], float),
+        "readout": np.asarray(table["observableId"], str),
+        "condition": np.asarray(table["condition"], str),
+        "dataset": np.asarray(table["datasetId"], str),
+        "normalisation": np.asarray(table["normalisation"], str),
+        "per_cell": np.asarray(p.m_per_cell, bool),
+    }
+    idata = az.from_dict(
+        posterior=posterior,
+        sample_stats=sample_stats,
+        log_likelihood={"obs": by_chain(loglik)},
+        prior=prior,
+        prior_predictive={"obs": np.asarray(prior_pred["obs"])[None]},
+        posterior_predictive={"obs": by_chain(post_pred["obs"])},
+        observed_data={"obs": np.asarray(p.values)},
+        constant_data=constant,
+        coords=coords,
+        dims=dims | {k: ["measurement"] for k in constant},
+    )
+    # Per-neuron effects at the posterior median: the distribution across virtual neurons.
+    median = {n: float(np.median(posterior[n])) for n in param_vars if n in model.free or n.startswith("sigma_")}
+    theta, sigma = model.theta_sigma({k: jnp.asarray(v) for k, v in median.items()})
+    levels, ok, _ = model.predictor.levels(theta, sigma)
+    levels = np.asarray(levels)
+    solved_effect = _effects(p, levels)
+    idata.add_groups(
+        {"predictions": {"neuron_effect": solved_effect["effect"][None, None]}},
+        coords={"neuron": np.arange(levels.shape[0]), "condition": solved_effect["conditions"],
+                "time": solved_effect["times"], "readout": list(model.predictor.cp.pathway.observable_names)},
+        dims={"neuron_effect": ["neuron", "condition", "time", "readout"]},
+    )
+    idata.attrs.update({
+        "engine": cfg.engine,
+        "package_versions": json.dumps(_versions()),
+        "device": str(jax.devices()[0]),
+        "git_commit": _git_commit(),
+        "data_checksums": json.dumps(_checksums()),
+        "config": cfg.to_toml(),
+        "free_parameters": json.dumps(list(model.free)),
+        "sigma_parameters": json.dumps([f"sigma_{n}" for n in model.sigma_names]),
+        "nuisance_parameters": json.dumps(list(model.scale_names)),
+        "n_neurons": cfg.neurons,
+        "max_tree_depth": cfg.max_tree_depth,
+        "fit_log": json.dumps(log),
+    })
+    return idata
+
+
+def _effects(p: FitProblem, levels: np.ndarray) -> dict:
+    """Per-neuron effect vs paired vehicle for each solved condition at its first time row."""
+    from models.pathway import PATHWAY
+
+    ratio = np.array([o.ratio for o in PATHWAY.observables])
+    conds, effects = [], []
+    times = p.times[0] if len(p.solved) else np.zeros(1)
+    width = p.times.shape[1] if len(p.solved) else 1
+    for j, i in enumerate(p.solved):
+        veh = p.conditions[i].paired_vehicle()
+        if veh not in p.conditions:
+            continue
+        v = p.conditions.index(veh)
+        num, den = levels[:, i, :width], levels[:, v, :width]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            eff = np.where(ratio, num / den, num - den)
+        conds.append(p.conditions[i].spec)
+        effects.append(eff)
+        times = p.times[j]
+    if not effects:
+        return {"effect": np.zeros((levels.shape[0], 0, width, levels.shape[-1])), "conditions": [], "times": times}
+    # conditions have different time rows: keep each as measured; report the row times of
+    # the last one only when all rows agree, else use column index as the time coordinate.
+    rows = p.times
+    same = np.allclose(rows, rows[0:1])
+    return {"effect": np.stack(effects, axis=1), "conditions": conds,
+            "times": rows[0] if same else np.arange(width, dtype=float)}

@@ -1,0 +1,108 @@
+"""The NumPyro population model.
+
+Sampled: the free population parameters (on their prior-standardised scale, truncated to their
+bounds), between-neuron log-SDs ``sigma_<name>`` of the free heterogeneous parameters, and a
+positive scale per group of measurements reported in arbitrary or absolute units. The M
+virtual neurons use fixed common random numbers, so NUTS samples tens of parameters, not
+neurons. A failed solve rejects the proposal (log density -inf) and is counted.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from jax.scipy.special import log_ndtr
+
+from models._spec import LogitNormal
+from models.dynamics import default_theta
+from models.pathway import PATHWAY
+
+from .config import FitConfig
+from .problem import FitProblem, PopulationPredictor, constraint_log_terms, predict_measurements
+
+SCALE_PRIOR_SD = 2.0  # log-SD of the nuisance-scale priors (centred on the data's magnitude)
+
+
+def _prior_geometry(name: str):
+    """(transform, centre, scale, lower, upper) on the transformed (log or logit) axis."""
+    p = PATHWAY.parameter(name)
+    lo, hi = p.bounds
+    if isinstance(p.prior, LogitNormal):
+        def tr(x):
+            return np.log(x / (1 - x))
+    else:
+        def tr(x):
+            return np.log(x) if x > 0 else -np.inf
+    mu = tr(p.prior.median)
+    return mu, p.prior.scale, (tr(lo) - mu) / p.prior.scale, (tr(hi) - mu) / p.prior.scale
+
+
+def _from_standard(name: str, u):
+    p = PATHWAY.parameter(name)
+    mu, s, _, _ = _prior_geometry(name)
+    x = mu + s * u
+    if isinstance(p.prior, LogitNormal):
+        return 1.0 / (1.0 + jnp.exp(-x))
+    return jnp.exp(x)
+
+
+class PopulationModel:
+    """Callable NumPyro model bound to a problem, a config and a population of neurons."""
+
+    def __init__(self, problem: FitProblem, config: FitConfig, predictor: PopulationPredictor):
+        self.problem = problem
+        self.config = config
+        self.predictor = predictor
+        self.free = config.free
+        self.free_index = np.array([PATHWAY.parameter_names.index(n) for n in self.free])
+        self.het = PATHWAY.heterogeneous_names
+        self.sigma_names = config.free_heterogeneous
+        self.sigma_slot = np.array([self.het.index(n) for n in self.sigma_names], int)
+        self.base_theta = default_theta()
+        self.scale_names = tuple(f"scale_{g}" for g in problem.scale_groups)
+
+    def theta_sigma(self, values: dict):
+        """Population vector and the sigma vector (fixed sigmas at 0 for non-free ones)."""
+        theta = self.base_theta.at[self.free_index].set(jnp.stack([values[n] for n in self.free]))
+        sigma = jnp.zeros(len(self.het), theta.dtype)
+        if len(self.sigma_names):
+            sigma = sigma.at[self.sigma_slot].set(
+                jnp.stack([values[f"sigma_{n}"] for n in self.sigma_names])
+            )
+        return theta, sigma
+
+    def __call__(self, observed: bool = True):
+        p = self.problem
+        values = {}
+        for name in self.free:
+            _, _, lo, hi = _prior_geometry(name)
+            u = numpyro.sample(f"raw_{name}", dist.TruncatedNormal(0.0, 1.0, low=lo, high=hi))
+            values[name] = numpyro.deterministic(name, _from_standard(name, u))
+        for name in self.sigma_names:
+            values[f"sigma_{name}"] = numpyro.sample(
+                f"sigma_{name}", dist.HalfNormal(self.config.sigma_prior_scale)
+            )
+        scales = []
+        for name, centre in zip(self.scale_names, p.scale_centres, strict=True):
+            scales.append(numpyro.sample(name, dist.LogNormal(np.log(max(centre, 1e-12)), SCALE_PRIOR_SD)))
+        theta, sigma = self.theta_sigma(values)
+        levels, ok, n_failed = self.predictor.levels(theta, sigma)
+        numpyro.deterministic("n_failed", n_failed)
+        scale_vec = jnp.stack(scales) if scales else jnp.zeros(0, theta.dtype)
+        pred, cell_sd = predict_measurements(p, levels, ok, scale_vec)
+        numpyro.deterministic("pred", pred)
+        # A failed solve rejects the proposal; finite placeholders keep gradients NaN-free.
+        numpyro.factor("solve_failed", jnp.where(n_failed > 0, -jnp.inf, 0.0))
+        numpyro.sample("obs", dist.Normal(pred, jnp.asarray(p.obs_sd)),
+                       obs=jnp.asarray(p.values) if observed else None)
+        # Per-cell spread: the observed between-cell SD (SEM*sqrt(n)) also contains measurement
+        # noise, so it bounds the model's between-neuron SD from above (one-sided probit).
+        has = np.isfinite(p.m_spread_sd)
+        if has.any():
+            s_obs = jnp.asarray(p.m_spread_sd[has])
+            se = s_obs / jnp.sqrt(2.0 * (jnp.asarray(p.m_spread_n[has]) - 1.0))
+            numpyro.factor("spread", jnp.sum(log_ndtr((s_obs - cell_sd[has]) / se)))
+        if self.config.include_constraints and len(p.constraint_ids):
+            numpyro.factor("constraints", jnp.sum(constraint_log_terms(p, levels, ok)))
