@@ -47,8 +47,8 @@ DEFAULT_FREE = (
     "pE0",
     "h_K",
     "k_pE",
-    "k_B",
     "K_T",
+    "bdnf_ref_nM",
 )
 
 

@@ -22,6 +22,8 @@ from numpyro.infer.util import initialize_model
 from ._io import atomic_path
 from .config import FitConfig
 
+MAP_JITTER = 0.3  # SD of the jitter of MAP starts around the prior medians (unconstrained)
+
 
 def run_map(model, config: FitConfig, key) -> dict:
     """Multi-start MAP in the unconstrained space with optax Adam.
@@ -31,14 +33,23 @@ def run_map(model, config: FitConfig, key) -> dict:
     the objective trace of each start and the number of starts that ended non-finite.
     """
     keys = jax.random.split(key, config.map_starts)
-    info = initialize_model(keys[0], model, dynamic_args=False)
+    info = initialize_model(keys[0], model, dynamic_args=False,
+                            init_strategy=init_to_value(values=model.median_values()))
     potential = info.potential_fn
     opt = optax.adam(config.map_learning_rate)
     value_and_grad = jax.jit(jax.value_and_grad(potential))
+    z0 = info.param_info.z
 
     best, best_val, traces, failed = None, np.inf, [], 0
-    for k in keys:
-        params = initialize_model(k, model, dynamic_args=False).param_info.z
+    for i, k in enumerate(keys):
+        # start 0 at the prior medians, the others jittered around them (unconstrained space)
+        leaves, treedef = jax.tree_util.tree_flatten(z0)
+        noise = jax.random.split(k, len(leaves))
+        params = jax.tree_util.tree_unflatten(
+            treedef,
+            [x + (0.0 if i == 0 else MAP_JITTER) * jax.random.normal(n, jnp.shape(x))
+             for x, n in zip(leaves, noise, strict=True)],
+        )
         state = opt.init(params)
         trace = []
         for _ in range(config.map_steps):
@@ -65,9 +76,9 @@ def run_map(model, config: FitConfig, key) -> dict:
 
 def run_svi(model, config: FitConfig, key, init_values: dict | None = None) -> dict:
     """SVI with an AutoNormal (or low-rank MVN) guide and optax Adam."""
-    init = init_to_value(values=init_values) if init_values else None
+    init = init_to_value(values=init_values or model.median_values())
     guide_cls = AutoNormal if config.svi_guide == "normal" else AutoLowRankMultivariateNormal
-    guide = guide_cls(model, init_loc_fn=init) if init else guide_cls(model)
+    guide = guide_cls(model, init_loc_fn=init)
     svi = SVI(model, guide, optax.adam(config.svi_learning_rate), Trace_ELBO())
     k_run, k_draw = jax.random.split(key)
     result = svi.run(k_run, config.svi_steps, progress_bar=False)
@@ -94,7 +105,7 @@ def run_nuts(
     """
     kernel = NUTS(
         model,
-        init_strategy=init_to_value(values=init_values) if init_values else init_to_value(values={}),
+        init_strategy=init_to_value(values=init_values or model.median_values()),
         max_tree_depth=config.max_tree_depth,
         target_accept_prob=config.target_accept,
     )
@@ -153,7 +164,8 @@ def run_nuts(
 
 def log_density_fn(model):
     """(potential_fn, initial unconstrained params) of the model; for benchmarks and tests."""
-    info = initialize_model(jax.random.PRNGKey(0), model, dynamic_args=False)
+    info = initialize_model(jax.random.PRNGKey(0), model, dynamic_args=False,
+                            init_strategy=init_to_value(values=model.median_values()))
     return info.potential_fn, info.param_info.z
 
 

@@ -33,8 +33,8 @@ def _prior_geometry(name: str):
         def tr(x):
             return np.log(x / (1 - x))
     else:
-        def tr(x):
-            return np.log(x) if x > 0 else -np.inf
+        def tr(x):  # a lower bound of 0 becomes 12 prior SDs below the median: finite, inert
+            return np.log(x) if x > 0 else np.log(p.prior.median) - 12 * p.prior.scale
     mu = tr(p.prior.median)
     return mu, p.prior.scale, (tr(lo) - mu) / p.prior.scale, (tr(hi) - mu) / p.prior.scale
 
@@ -62,6 +62,13 @@ class PopulationModel:
         self.sigma_slot = np.array([self.het.index(n) for n in self.sigma_names], int)
         self.base_theta = default_theta()
         self.scale_names = tuple(f"scale_{g}" for g in problem.scale_groups)
+
+    def median_values(self) -> dict:
+        """Latent values at the prior medians (defaults), a safe point to start from."""
+        values = {f"raw_{n}": 0.0 for n in self.free}
+        values.update({f"sigma_{n}": 0.2 * self.config.sigma_prior_scale / 0.3 for n in self.sigma_names})
+        values.update({n: float(max(c, 1e-12)) for n, c in zip(self.scale_names, self.problem.scale_centres, strict=True)})
+        return values
 
     def theta_sigma(self, values: dict):
         """Population vector and the sigma vector (fixed sigmas at 0 for non-free ones)."""

@@ -165,9 +165,7 @@ PARAMETERS: tuple[Parameter, ...] = (
           "level at TrkB. Assumed.", _BDNF, scale=1.0, unit="nM"),
     _frac("f_ab", 0.9, "Fraction of BDNF neutralised by an anti-BDNF antibody. Assumed.",
           _BDNF),
-    _rate("k_akt", 30.0, "p-Akt relaxation rate (minutes; Akt peaks within 2 min of BDNF, "
-          "FS-DIJ05).", _BDNF, scale=0.7, source="FS-DIJ05-2"),
-    _frac("pAkt0", 0.1, "Baseline active Akt fraction. Assumed.", _BDNF),
+    _frac("pAkt0", 0.1, "Baseline active Akt fraction. Assumed.", _BDNF, source="FS-DIJ05-0"),
     # ---------------------------------------------------------------- GABABR switch
     _rate("k_Y", 0.5, "14-3-3eta turnover rate (sets how fast NMDAR block raises it). Wide: "
           "neuronal protein half-lives span <1 to >20 d (TO02).", _GABAB, scale=1.5,
@@ -236,8 +234,6 @@ SPECIES: tuple[Species, ...] = (
     Species(name="pE", unit="fraction", baseline="pE0", doc="p-eEF2 (Thr56) fraction",
             group=_EEF2),
     Species(name="B", unit="normalised", baseline=1.0, doc="dendritic BDNF", group=_BDNF),
-    Species(name="pAkt", unit="fraction", baseline="pAkt0", doc="active (p-) Akt fraction",
-            group=_BDNF),
     Species(name="Y", unit="normalised", baseline=1.0, doc="14-3-3eta protein", group=_GABAB),
     Species(name="G", unit="normalised", baseline=1.0, doc="GABABR protein (R1/R2)",
             group=_GABAB),
@@ -322,11 +318,18 @@ RULES: tuple[Rule, ...] = (
          expr="pow(sN, h_K) * (1 + g_fb) / (1 + g_fb * pS6K / pS6K0)"),
     Rule(name="elong", unit="relative", doc="elongation permitted by low p-eEF2",
          expr="(1 - pE) / (1 - pE0)"),
+    Rule(name="bdnf_bath", unit="nM", doc="exogenous BDNF reaching the neurons (bath "
+         "exchange with the same time constant as drugs)",
+         expr="bdnf_ext * (1 - exp(-t / tau_bath))"),
     Rule(name="L", unit="relative", doc="TrkB ligand relative to rest (activity-dependent "
          "release + bath BDNF), reduced by anti-BDNF",
-         expr="(1 - f_ab * anti_bdnf) * (B * net_act + bdnf_ext / bdnf_ref_nM)"),
+         expr="(1 - f_ab * anti_bdnf) * (B * net_act + bdnf_bath / bdnf_ref_nM)"),
     Rule(name="trkb", unit="relative", doc="TrkB signal relative to rest (saturating)",
          expr="L * (1 + K_T) / (L + K_T)"),
+    Rule(name="pAkt", unit="fraction", doc="active Akt, quasi-steady with the TrkB signal "
+         "(Akt activates within about 2 min of BDNF, FS-DIJ05: fast against every other "
+         "process, so algebraic rather than a stiff state)",
+         expr="trkb * pAkt0 / (1 - pAkt0) / (1 + trkb * pAkt0 / (1 - pAkt0))"),
     Rule(name="mtor_drive", unit="relative", doc="mTORC1 activating input relative to rest",
          expr="((1 - w_gb) * pAkt / pAkt0 + w_gb * gb_exc) * (1 - f_rapa * rapa)"),
     Rule(name="transl", unit="relative", doc="cap-dependent synthesis rate of synaptic "
@@ -350,8 +353,6 @@ TERMS: tuple[Term, ...] = (
     Term(name="BDNF synthesis", species="B", expr="k_B * pow(elong, n_el) * (1 - f_chx * chx)",
          doc="dendritic BDNF translation de-suppressed by low p-eEF2"),
     Term(name="BDNF loss", species="B", expr="-k_B * B", doc="release and degradation"),
-    Term(name="Akt activation by TrkB", species="pAkt",
-         expr=_relax("k_akt", "trkb", "pAkt", "pAkt0"), doc="TrkB -> PI3K -> Akt"),
     Term(name="14-3-3eta synthesis", species="Y", expr="k_Y", doc="constitutive"),
     Term(name="14-3-3eta degradation", species="Y", expr="-k_Y * (1 - f_Ystab * block_fmrp) * Y",
          doc="slowed by NMDAR block (stabilisation), FMRP-dependent"),
