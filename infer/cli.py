@@ -20,7 +20,9 @@ def _parse_times(text: str) -> list[float]:
     try:
         times = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise CLIError(f"--times must be comma-separated hours, e.g. 0,0.5,1,2,6,24; got {text!r}") from None
+        raise CLIError(
+            f"--times must be comma-separated hours, e.g. 0,0.5,1,2,6,24; got {text!r}"
+        ) from None
     if not times or any(t < 0 for t in times) or sorted(times) != times:
         raise CLIError(f"--times must be non-empty, non-negative and increasing; got {text!r}")
     return times
@@ -57,9 +59,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     result = sim.run(conditions, times)
     failed = int((~result.ok).sum())
     out = write_tidy_csv(result, args.out)
-    print(f"wrote {out} ({len(conditions)} condition(s), {args.neurons} neurons, {len(times)} times)")
+    print(
+        f"wrote {out} ({len(conditions)} condition(s), {args.neurons} neurons, {len(times)} times)"
+    )
     if failed:
-        print(f"warning: {failed} neuron solve(s) failed and are excluded from the summaries", file=sys.stderr)
+        print(
+            f"warning: {failed} neuron solve(s) failed and are excluded from the summaries",
+            file=sys.stderr,
+        )
     if args.figure:
         stem = Path(args.figure).with_suffix("")
         for path in plot_population(result, stem):
@@ -69,8 +76,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def _add_simulate(sub) -> None:
     p = sub.add_parser("simulate", help="simulate a population of virtual neurons")
-    p.add_argument("--condition", action="append", required=True,
-                   help='condition spec, e.g. "ketamine 10 mg/kg i.p., mouse" (repeatable)')
+    p.add_argument(
+        "--condition",
+        action="append",
+        required=True,
+        help='condition spec, e.g. "ketamine 10 mg/kg i.p., mouse" (repeatable)',
+    )
     p.add_argument("--times", default="0,0.5,1,2,6,24", help="output times in hours")
     p.add_argument("--neurons", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0, help="seed of the between-neuron variation")

@@ -79,6 +79,7 @@ class FitConfig:
     posterior_draws: int = 200  # draws from SVI/MAP approximations
     prior_draws: int = 100
     use: tuple[str, ...] = ("fit",)
+    datasets: tuple[str, ...] = ()  # dataset ids to fit; empty: every simulable dataset
     include_constraints: bool = True
     relative_noise_floor: float = 0.05  # added in quadrature to every SD, as a fraction of |value|
     secondary_noise_floor: float = 0.15  # for secondary / digitised rows
@@ -90,8 +91,18 @@ class FitConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{key} must be a positive integer, got {value!r}")
 
-        for key in ("neurons", "chains", "draws", "max_steps", "map_starts", "map_steps",
-                    "svi_steps", "posterior_draws", "prior_draws", "max_tree_depth"):
+        for key in (
+            "neurons",
+            "chains",
+            "draws",
+            "max_steps",
+            "map_starts",
+            "map_steps",
+            "svi_steps",
+            "posterior_draws",
+            "prior_draws",
+            "max_tree_depth",
+        ):
             positive_int(key, getattr(self, key))
         if not isinstance(self.warmup, int) or self.warmup < 0:
             raise ConfigError(f"warmup must be a non-negative integer, got {self.warmup!r}")
@@ -100,7 +111,9 @@ class FitConfig:
         if self.engine not in _ENGINES:
             raise ConfigError(f"engine.name must be one of {_ENGINES}, got {self.engine!r}")
         if self.svi_guide not in ("normal", "lowrank"):
-            raise ConfigError(f"engine.svi_guide must be 'normal' or 'lowrank', got {self.svi_guide!r}")
+            raise ConfigError(
+                f"engine.svi_guide must be 'normal' or 'lowrank', got {self.svi_guide!r}"
+            )
         if self.chain_method not in ("sequential", "parallel", "vectorized"):
             raise ConfigError("engine.chain_method must be sequential, parallel or vectorized")
         if self.device not in ("cpu", "gpu"):
@@ -134,11 +147,31 @@ class FitConfig:
         sections = {
             "population": ("neurons", "seed", "free", "sigma_prior_scale"),
             "solver": ("solver", "rtol", "atol", "max_steps"),
-            "engine": ("engine", "chains", "warmup", "draws", "max_tree_depth", "target_accept",
-                       "map_starts", "map_steps", "map_learning_rate", "svi_steps",
-                       "svi_learning_rate", "svi_guide", "posterior_draws", "prior_draws",
-                       "chain_method", "device"),
-            "data": ("use", "include_constraints", "relative_noise_floor", "secondary_noise_floor"),
+            "engine": (
+                "engine",
+                "chains",
+                "warmup",
+                "draws",
+                "max_tree_depth",
+                "target_accept",
+                "map_starts",
+                "map_steps",
+                "map_learning_rate",
+                "svi_steps",
+                "svi_learning_rate",
+                "svi_guide",
+                "posterior_draws",
+                "prior_draws",
+                "chain_method",
+                "device",
+            ),
+            "data": (
+                "use",
+                "datasets",
+                "include_constraints",
+                "relative_noise_floor",
+                "secondary_noise_floor",
+            ),
         }
         lines = []
         for section, keys in sections.items():

@@ -17,7 +17,6 @@ import numpy as np
 import optax
 from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, init_to_value
 from numpyro.infer.autoguide import AutoLowRankMultivariateNormal, AutoNormal
-from numpyro.infer.util import initialize_model
 
 from ._io import atomic_path
 from .config import FitConfig
@@ -33,12 +32,8 @@ def run_map(model, config: FitConfig, key) -> dict:
     the objective trace of each start and the number of starts that ended non-finite.
     """
     keys = jax.random.split(key, config.map_starts)
-    info = initialize_model(keys[0], model, dynamic_args=False,
-                            init_strategy=init_to_value(values=model.median_values()))
-    potential = info.potential_fn
+    _, z0, postprocess, value_and_grad = model.potential()
     opt = optax.adam(config.map_learning_rate)
-    value_and_grad = jax.jit(jax.value_and_grad(potential))
-    z0 = info.param_info.z
 
     best, best_val, traces, failed = None, np.inf, [], 0
     for i, k in enumerate(keys):
@@ -47,8 +42,10 @@ def run_map(model, config: FitConfig, key) -> dict:
         noise = jax.random.split(k, len(leaves))
         params = jax.tree_util.tree_unflatten(
             treedef,
-            [x + (0.0 if i == 0 else MAP_JITTER) * jax.random.normal(n, jnp.shape(x))
-             for x, n in zip(leaves, noise, strict=True)],
+            [
+                x + (0.0 if i == 0 else MAP_JITTER) * jax.random.normal(n, jnp.shape(x))
+                for x, n in zip(leaves, noise, strict=True)
+            ],
         )
         state = opt.init(params)
         trace = []
@@ -67,11 +64,18 @@ def run_map(model, config: FitConfig, key) -> dict:
         if val < best_val:
             best, best_val = params, val
     if best is None:
-        raise RuntimeError("every MAP start ended at a non-finite log density; check the data and priors")
-    constrained = info.postprocess_fn(best)
+        raise RuntimeError(
+            "every MAP start ended at a non-finite log density; check the data and priors"
+        )
+    constrained = postprocess(best)
     latent = {k: v for k, v in constrained.items() if k in best}
-    return {"latent": latent, "unconstrained": best, "neg_log_density": best_val,
-            "traces": traces, "failed_starts": failed}
+    return {
+        "latent": latent,
+        "unconstrained": best,
+        "neg_log_density": best_val,
+        "traces": traces,
+        "failed_starts": failed,
+    }
 
 
 def run_svi(model, config: FitConfig, key, init_values: dict | None = None) -> dict:
@@ -142,8 +146,14 @@ def run_nuts(
             n_done += size
             if checkpoint is not None:
                 with atomic_path(checkpoint) as tmp, open(tmp, "wb") as fh:
-                    pickle.dump({"chunks": done, "n_done": n_done,
-                                 "state": jax.device_get(mcmc.last_state)}, fh)
+                    pickle.dump(
+                        {
+                            "chunks": done,
+                            "n_done": n_done,
+                            "state": jax.device_get(mcmc.last_state),
+                        },
+                        fh,
+                    )
     except KeyboardInterrupt:
         interrupted = True
     if not done:
@@ -164,9 +174,8 @@ def run_nuts(
 
 def log_density_fn(model):
     """(potential_fn, initial unconstrained params) of the model; for benchmarks and tests."""
-    info = initialize_model(jax.random.PRNGKey(0), model, dynamic_args=False,
-                            init_strategy=init_to_value(values=model.median_values()))
-    return info.potential_fn, info.param_info.z
+    potential, z0, _, _ = model.potential()
+    return potential, z0
 
 
 def finite_everywhere(tree) -> bool:

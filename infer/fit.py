@@ -37,13 +37,24 @@ def solver_config(config: FitConfig) -> SolverConfig:
         "kvaerno3": diffrax.Kvaerno3,
         "kvaerno5": diffrax.Kvaerno5,
     }[config.solver]()
-    return SolverConfig(solver=solver, rtol=config.rtol, atol=config.atol, max_steps=config.max_steps)
+    return SolverConfig(
+        solver=solver, rtol=config.rtol, atol=config.atol, max_steps=config.max_steps
+    )
 
 
 def load_problem(config: FitConfig) -> FitProblem:
+    from .config import ConfigError
     from .datasets import load_constraints, load_measurements
 
     measurements = load_measurements(use=config.use, simulable_only=True)
+    if config.datasets:
+        unknown = sorted(set(config.datasets) - set(measurements["datasetId"]))
+        if unknown:
+            raise ConfigError(
+                f"data.datasets: {unknown} are not simulable datasets with use in {list(config.use)}; "
+                f"choose from {sorted(set(measurements['datasetId']))} ('python -m infer data list')"
+            )
+        measurements = measurements[measurements["datasetId"].isin(config.datasets)]
     constraints = load_constraints() if config.include_constraints else None
     if constraints is not None and "simulable" in constraints:
         constraints = constraints[constraints["simulable"].astype(bool)]
@@ -68,13 +79,20 @@ class Fit:
         problem = problem or load_problem(config)
         z = draw_z(config.neurons, config.seed)
         predictor = PopulationPredictor(problem, z, solver_config(config))
-        return cls(config=config, problem=problem, model=PopulationModel(problem, config, predictor))
+        return cls(
+            config=config, problem=problem, model=PopulationModel(problem, config, predictor)
+        )
 
 
 def _git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=10,
+        )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -85,9 +103,15 @@ def _versions() -> dict:
     import numpyro
     import optax
 
-    return {"homeoplast": "0.1.0", "jax": jax.__version__, "diffrax": diffrax.__version__,
-            "numpyro": numpyro.__version__, "optax": optax.__version__, "arviz": az.__version__,
-            "python": platform.python_version()}
+    return {
+        "homeoplast": "0.1.0",
+        "jax": jax.__version__,
+        "diffrax": diffrax.__version__,
+        "numpyro": numpyro.__version__,
+        "optax": optax.__version__,
+        "arviz": az.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def _checksums() -> dict:
@@ -99,8 +123,14 @@ def _checksums() -> dict:
         return {}
 
 
-def run_fit(config: FitConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True,
-            fit: Fit | None = None) -> Path:
+def run_fit(
+    config: FitConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    fit: Fit | None = None,
+) -> Path:
     """Run the configured engine; write ``out_dir/posterior.nc`` and ``config.toml``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -121,8 +151,15 @@ def run_fit(config: FitConfig, out_dir: str | Path, *, resume: bool = False, pro
         log["svi_final_loss"] = float(svi["losses"][-1])
         samples = {k: np.asarray(v)[None] for k, v in svi["samples"].items()}
     else:
-        nuts = run_nuts(model, config, k_nuts, init_values=init,
-                        checkpoint=out_dir / "nuts_checkpoint.pkl", resume=resume, progress=progress)
+        nuts = run_nuts(
+            model,
+            config,
+            k_nuts,
+            init_values=init,
+            checkpoint=out_dir / "nuts_checkpoint.pkl",
+            resume=resume,
+            progress=progress,
+        )
         samples = nuts["samples"]
         log["nuts_seconds"] = nuts["seconds"]
         log["nuts_interrupted"] = nuts["interrupted"]
@@ -163,7 +200,9 @@ def build_inference_data(fit: Fit, samples: dict, nuts: dict | None, k_prior, k_
         x = np.asarray(x)
         return x.reshape((chains, draws) + x.shape[1:])
 
-    param_vars = list(model.free) + [f"sigma_{n}" for n in model.sigma_names] + list(model.scale_names)
+    param_vars = (
+        list(model.free) + [f"sigma_{n}" for n in model.sigma_names] + list(model.scale_names)
+    )
     posterior = {n: by_chain(post_pred[n]) for n in param_vars}
     posterior["pred"] = by_chain(post_pred["pred"])
     posterior["n_failed"] = by_chain(post_pred["n_failed"])
@@ -205,31 +244,41 @@ def build_inference_data(fit: Fit, samples: dict, nuts: dict | None, k_prior, k_
         dims=dims | {k: ["measurement"] for k in constant},
     )
     # Per-neuron effects at the posterior median: the distribution across virtual neurons.
-    median = {n: float(np.median(posterior[n])) for n in param_vars if n in model.free or n.startswith("sigma_")}
+    median = {
+        n: float(np.median(posterior[n]))
+        for n in param_vars
+        if n in model.free or n.startswith("sigma_")
+    }
     theta, sigma = model.theta_sigma({k: jnp.asarray(v) for k, v in median.items()})
     levels, ok, _ = model.predictor.levels(theta, sigma)
     levels = np.asarray(levels)
     solved_effect = _effects(p, levels)
     idata.add_groups(
         {"predictions": {"neuron_effect": solved_effect["effect"][None, None]}},
-        coords={"neuron": np.arange(levels.shape[0]), "condition": solved_effect["conditions"],
-                "time": solved_effect["times"], "readout": list(model.predictor.cp.pathway.observable_names)},
+        coords={
+            "neuron": np.arange(levels.shape[0]),
+            "condition": solved_effect["conditions"],
+            "time": solved_effect["times"],
+            "readout": list(model.predictor.cp.pathway.observable_names),
+        },
         dims={"neuron_effect": ["neuron", "condition", "time", "readout"]},
     )
-    idata.attrs.update({
-        "engine": cfg.engine,
-        "package_versions": json.dumps(_versions()),
-        "device": str(jax.devices()[0]),
-        "git_commit": _git_commit(),
-        "data_checksums": json.dumps(_checksums()),
-        "config": cfg.to_toml(),
-        "free_parameters": json.dumps(list(model.free)),
-        "sigma_parameters": json.dumps([f"sigma_{n}" for n in model.sigma_names]),
-        "nuisance_parameters": json.dumps(list(model.scale_names)),
-        "n_neurons": cfg.neurons,
-        "max_tree_depth": cfg.max_tree_depth,
-        "fit_log": json.dumps(log),
-    })
+    idata.attrs.update(
+        {
+            "engine": cfg.engine,
+            "package_versions": json.dumps(_versions()),
+            "device": str(jax.devices()[0]),
+            "git_commit": _git_commit(),
+            "data_checksums": json.dumps(_checksums()),
+            "config": cfg.to_toml(),
+            "free_parameters": json.dumps(list(model.free)),
+            "sigma_parameters": json.dumps([f"sigma_{n}" for n in model.sigma_names]),
+            "nuisance_parameters": json.dumps(list(model.scale_names)),
+            "n_neurons": cfg.neurons,
+            "max_tree_depth": cfg.max_tree_depth,
+            "fit_log": json.dumps(log),
+        }
+    )
     return idata
 
 
@@ -253,10 +302,17 @@ def _effects(p: FitProblem, levels: np.ndarray) -> dict:
         effects.append(eff)
         times = p.times[j]
     if not effects:
-        return {"effect": np.zeros((levels.shape[0], 0, width, levels.shape[-1])), "conditions": [], "times": times}
+        return {
+            "effect": np.zeros((levels.shape[0], 0, width, levels.shape[-1])),
+            "conditions": [],
+            "times": times,
+        }
     # conditions have different time rows: keep each as measured; report the row times of
     # the last one only when all rows agree, else use column index as the time coordinate.
     rows = p.times
     same = np.allclose(rows, rows[0:1])
-    return {"effect": np.stack(effects, axis=1), "conditions": conds,
-            "times": rows[0] if same else np.arange(width, dtype=float)}
+    return {
+        "effect": np.stack(effects, axis=1),
+        "conditions": conds,
+        "times": rows[0] if same else np.arange(width, dtype=float),
+    }

@@ -39,8 +39,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from .fit import run_fit
 
     out = Path(args.out)
-    print(f"fitting: engine={config.engine}, neurons={config.neurons}, chains={config.chains}, "
-          f"draws={config.draws}, free parameters={len(config.free)}", flush=True)
+    print(
+        f"fitting: engine={config.engine}, neurons={config.neurons}, chains={config.chains}, "
+        f"draws={config.draws}, free parameters={len(config.free)}",
+        flush=True,
+    )
     path = run_fit(config, out, resume=args.resume, progress=not args.quiet)
     print(f"wrote {path}")
     if not args.no_report:
@@ -121,9 +124,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The default fit on the embedded data, on CPU, with report and figures."""
-    ns = argparse.Namespace(config=str(DEFAULT_CONFIG), out=args.out, resume=False, quiet=False,
-                            no_report=False, no_plots=False, neurons=None, chains=None,
-                            draws=None, warmup=None, engine=None, seed=None, device="cpu")
+    ns = argparse.Namespace(
+        config=str(DEFAULT_CONFIG),
+        out=args.out,
+        resume=False,
+        quiet=False,
+        no_report=False,
+        no_plots=False,
+        neurons=None,
+        chains=None,
+        draws=None,
+        warmup=None,
+        engine=None,
+        seed=None,
+        device="cpu",
+    )
     return cmd_fit(ns)
 
 

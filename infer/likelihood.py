@@ -9,29 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import jax
-
 from .config import FitConfig, load_config
 from .fit import Fit
 
 
-def make_log_density(config: FitConfig | None = None, *, neurons: int | None = None
-                     ) -> tuple[Callable, dict, Fit]:
+def make_log_density(
+    config: FitConfig | None = None, *, neurons: int | None = None
+) -> tuple[Callable, dict, Fit]:
     """(log_density, initial unconstrained params, the Fit) for ``config`` (default config)."""
-    from numpyro.infer.util import initialize_model
-
     from .fit_cli import DEFAULT_CONFIG
 
     config = config or load_config(DEFAULT_CONFIG)
     if neurons is not None:
         config = config.replace(neurons=neurons)
     fit = Fit.create(config)
-    from numpyro.infer import init_to_value
-
-    info = initialize_model(jax.random.PRNGKey(config.seed), fit.model, dynamic_args=False,
-                            init_strategy=init_to_value(values=fit.model.median_values()))
+    potential, z0, _, _ = fit.model.potential()
 
     def log_density(params):
-        return -info.potential_fn(params)
+        return -potential(params)
 
-    return log_density, info.param_info.z, fit
+    return log_density, z0, fit

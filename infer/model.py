@@ -30,11 +30,14 @@ def _prior_geometry(name: str):
     p = PATHWAY.parameter(name)
     lo, hi = p.bounds
     if isinstance(p.prior, LogitNormal):
+
         def tr(x):
             return np.log(x / (1 - x))
     else:
+
         def tr(x):  # a lower bound of 0 becomes 12 prior SDs below the median: finite, inert
             return np.log(x) if x > 0 else np.log(p.prior.median) - 12 * p.prior.scale
+
     mu = tr(p.prior.median)
     return mu, p.prior.scale, (tr(lo) - mu) / p.prior.scale, (tr(hi) - mu) / p.prior.scale
 
@@ -62,12 +65,42 @@ class PopulationModel:
         self.sigma_slot = np.array([self.het.index(n) for n in self.sigma_names], int)
         self.base_theta = default_theta()
         self.scale_names = tuple(f"scale_{g}" for g in problem.scale_groups)
+        self._potential = None
+
+    def potential(self):
+        """(potential_fn, z at the prior medians, postprocess_fn, jitted value_and_grad),
+        built once per model so repeated fits reuse the compiled gradient."""
+        if self._potential is None:
+            import jax
+            from numpyro.infer import init_to_value
+            from numpyro.infer.util import initialize_model
+
+            info = initialize_model(
+                jax.random.PRNGKey(0),
+                self,
+                dynamic_args=False,
+                init_strategy=init_to_value(values=self.median_values()),
+            )
+            self._potential = (
+                info.potential_fn,
+                info.param_info.z,
+                info.postprocess_fn,
+                jax.jit(jax.value_and_grad(info.potential_fn)),
+            )
+        return self._potential
 
     def median_values(self) -> dict:
         """Latent values at the prior medians (defaults), a safe point to start from."""
         values = {f"raw_{n}": 0.0 for n in self.free}
-        values.update({f"sigma_{n}": 0.2 * self.config.sigma_prior_scale / 0.3 for n in self.sigma_names})
-        values.update({n: float(max(c, 1e-12)) for n, c in zip(self.scale_names, self.problem.scale_centres, strict=True)})
+        values.update(
+            {f"sigma_{n}": 0.2 * self.config.sigma_prior_scale / 0.3 for n in self.sigma_names}
+        )
+        values.update(
+            {
+                n: float(max(c, 1e-12))
+                for n, c in zip(self.scale_names, self.problem.scale_centres, strict=True)
+            }
+        )
         return values
 
     def theta_sigma(self, values: dict):
@@ -93,7 +126,9 @@ class PopulationModel:
             )
         scales = []
         for name, centre in zip(self.scale_names, p.scale_centres, strict=True):
-            scales.append(numpyro.sample(name, dist.LogNormal(np.log(max(centre, 1e-12)), SCALE_PRIOR_SD)))
+            scales.append(
+                numpyro.sample(name, dist.LogNormal(np.log(max(centre, 1e-12)), SCALE_PRIOR_SD))
+            )
         theta, sigma = self.theta_sigma(values)
         levels, ok, n_failed = self.predictor.levels(theta, sigma)
         numpyro.deterministic("n_failed", n_failed)
@@ -102,8 +137,11 @@ class PopulationModel:
         numpyro.deterministic("pred", pred)
         # A failed solve rejects the proposal; finite placeholders keep gradients NaN-free.
         numpyro.factor("solve_failed", jnp.where(n_failed > 0, -jnp.inf, 0.0))
-        numpyro.sample("obs", dist.Normal(pred, jnp.asarray(p.obs_sd)),
-                       obs=jnp.asarray(p.values) if observed else None)
+        numpyro.sample(
+            "obs",
+            dist.Normal(pred, jnp.asarray(p.obs_sd)),
+            obs=jnp.asarray(p.values) if observed else None,
+        )
         # Per-cell spread: the observed between-cell SD (SEM*sqrt(n)) also contains measurement
         # noise, so it bounds the model's between-neuron SD from above (one-sided probit).
         has = np.isfinite(p.m_spread_sd)

@@ -87,8 +87,11 @@ def _sd_of_mean(row, rel_floor: float, secondary_floor: float) -> float:
             sd = float(err)
     confidence = str(row.get("confidence", "")).lower()
     extraction = str(row.get("extraction", "")).lower()
-    floor = secondary_floor if ("secondary" in confidence or "digitis" in extraction
-                                or "third-party" in confidence) else rel_floor
+    floor = (
+        secondary_floor
+        if ("secondary" in confidence or "digitis" in extraction or "third-party" in confidence)
+        else rel_floor
+    )
     return float(np.sqrt(sd**2 + (floor * abs(float(row["measurement"]))) ** 2))
 
 
@@ -144,7 +147,9 @@ def build_problem(
                 continue
             k = cond_index(row["condition"], where)
             comp = row.get("comparator")
-            comp = comp if isinstance(comp, str) and comp.strip() else conds[k].paired_vehicle().spec
+            comp = (
+                comp if isinstance(comp, str) and comp.strip() else conds[k].paired_vehicle().spec
+            )
             kr = cond_index(comp, where)
             t = float(row["time_h"])
             times.setdefault(k, set()).add(t)
@@ -159,7 +164,7 @@ def build_problem(
     for j, i in enumerate(solved):
         ts = sorted(times.get(i, {0.0}))
         time_rows[j, : len(ts)] = ts
-        time_rows[j, len(ts):] = ts[-1]
+        time_rows[j, len(ts) :] = ts[-1]
         for col, t in enumerate(ts):
             column[(i, t)] = col
     for i in vehicles:
@@ -167,8 +172,23 @@ def build_problem(
             column[(i, t)] = 0
 
     scale_groups: list[str] = []
-    m = {key: [] for key in ("readout", "cond", "time", "ref", "ref_time", "ratio", "per_cell",
-                             "spread_sd", "spread_n", "scale", "values", "sd")}
+    m = {
+        key: []
+        for key in (
+            "readout",
+            "cond",
+            "time",
+            "ref",
+            "ref_time",
+            "ratio",
+            "per_cell",
+            "spread_sd",
+            "spread_n",
+            "scale",
+            "values",
+            "sd",
+        )
+    }
     for row, k, kr, t, _ in rows:
         name = row["observableId"]
         m["readout"].append(obs_names.index(name))
@@ -182,9 +202,16 @@ def build_problem(
         err = pd.to_numeric(row.get("error"), errors="coerce")
         n = pd.to_numeric(row.get("n"), errors="coerce")
         spread = np.nan
-        if per_cell and str(row.get("error_type", "")).upper() == "SEM" and np.isfinite(n) and n > 1:
+        if (
+            per_cell
+            and str(row.get("error_type", "")).upper() == "SEM"
+            and np.isfinite(n)
+            and n > 1
+        ):
             spread = float(err * np.sqrt(n))  # SD = SEM * sqrt(n), only where n is stated
-        elif per_cell and str(row.get("error_type", "")).upper() == "SD" and np.isfinite(n) and n > 1:
+        elif (
+            per_cell and str(row.get("error_type", "")).upper() == "SD" and np.isfinite(n) and n > 1
+        ):
             spread = float(err)
         m["spread_sd"].append(spread)
         m["spread_n"].append(float(n) if np.isfinite(n) else np.nan)
@@ -199,14 +226,18 @@ def build_problem(
         m["sd"].append(_sd_of_mean(row, relative_noise_floor, secondary_noise_floor))
     values = np.asarray(m["values"])
     scale_idx = np.asarray(m["scale"], int)
-    centres = np.array([np.median(np.abs(values[scale_idx == g])) for g in range(len(scale_groups))])
+    centres = np.array(
+        [np.median(np.abs(values[scale_idx == g])) for g in range(len(scale_groups))]
+    )
 
     c = {key: [] for key in ("readout", "cond", "time", "ref", "ref_time", "ratio", "dir", "tol")}
     ids = []
     for row, k, kr, t in crow:
         direction = str(row["direction"]).strip().lower()
         if direction not in _DIRECTIONS:
-            raise ProblemError(f"constraint {row['constraintId']}: direction {direction!r} not in {list(_DIRECTIONS)}")
+            raise ProblemError(
+                f"constraint {row['constraintId']}: direction {direction!r} not in {list(_DIRECTIONS)}"
+            )
         tol = float(row["tolerance"])
         if not tol > 0:
             raise ProblemError(f"constraint {row['constraintId']}: tolerance must be > 0")
@@ -263,14 +294,20 @@ class PopulationPredictor:
     # separately compiled solve (and gradient), so grouping trades run time for compile time.
     HORIZONS = (4.0, np.inf)
 
-    def __init__(self, problem: FitProblem, z, config: SolverConfig, *, group_by_horizon: bool = True):
+    def __init__(
+        self, problem: FitProblem, z, config: SolverConfig, *, group_by_horizon: bool = True
+    ):
         self.problem = problem
         self.z = z
         self.config = config
         self.cp = compiled()
-        self.het_index = np.array([PATHWAY.parameter_names.index(n) for n in PATHWAY.heterogeneous_names])
+        self.het_index = np.array(
+            [PATHWAY.parameter_names.index(n) for n in PATHWAY.heterogeneous_names]
+        )
         ends = problem.times[:, -1] if len(problem.solved) else np.zeros(0)
-        bucket = np.searchsorted(self.HORIZONS, ends) if group_by_horizon else np.zeros(len(ends), int)
+        bucket = (
+            np.searchsorted(self.HORIZONS, ends) if group_by_horizon else np.zeros(len(ends), int)
+        )
         self.groups = []  # (rows of problem.times, encoded conditions)
         order = []
         for b in np.unique(bucket):
@@ -280,7 +317,8 @@ class PopulationPredictor:
             order += [int(problem.solved[r]) for r in rows]
         self.enc_vehicle = (
             encode_conditions([problem.conditions[i] for i in problem.vehicles])
-            if len(problem.vehicles) else None
+            if len(problem.vehicles)
+            else None
         )
         order += [int(i) for i in problem.vehicles]
         # position of each condition in the stacked [groups..., vehicles...] level array
@@ -306,7 +344,9 @@ class PopulationPredictor:
             def base(theta, cond):
                 return baseline_readouts(theta, cond, self.cp)
 
-            b = jax.vmap(jax.vmap(base, in_axes=(None, 0)), in_axes=(0, None))(thetas, self.enc_vehicle)
+            b = jax.vmap(jax.vmap(base, in_axes=(None, 0)), in_axes=(0, None))(
+                thetas, self.enc_vehicle
+            )
             parts.append(jnp.broadcast_to(b[:, :, None, :], (n, b.shape[1], T, R)))
             oks.append(jnp.ones((n, b.shape[1]), bool))
         levels = jnp.concatenate(parts, axis=1)[:, self.slot]
@@ -330,14 +370,18 @@ def predict_measurements(problem: FitProblem, levels, ok, scales):
     w_both = w_num * jnp.where(has_ref, ok[:, ref], True).astype(levels.dtype)
     mean_num = _wmean(num, w_num)
     mean_den = _wmean(den, jnp.where(has_ref, ok[:, ref], True).astype(levels.dtype))
-    tissue = jnp.where(has_ref, jnp.where(p.m_ratio, mean_num / mean_den, mean_num - mean_den), mean_num)
+    tissue = jnp.where(
+        has_ref, jnp.where(p.m_ratio, mean_num / mean_den, mean_num - mean_den), mean_num
+    )
     effect = jnp.where(has_ref, jnp.where(p.m_ratio, num / den, num - den), num)
     cell_mean = _wmean(effect, w_both)
     var = _wmean((effect - cell_mean) ** 2, w_both)
     positive = var > 0  # identical effects (e.g. vehicle vs vehicle): SD 0 with a finite gradient
     cell_sd = jnp.where(positive, jnp.sqrt(jnp.where(positive, var, 1.0)), 0.0)
     base = jnp.where(p.m_per_cell, cell_mean, tissue)
-    scale = jnp.where(p.m_scale >= 0, scales[jnp.maximum(p.m_scale, 0)] if scales.shape[0] else 1.0, 1.0)
+    scale = jnp.where(
+        p.m_scale >= 0, scales[jnp.maximum(p.m_scale, 0)] if scales.shape[0] else 1.0, 1.0
+    )
     scaled_sd = cell_sd * jnp.abs(scale)
     return base * scale, scaled_sd
 

@@ -75,14 +75,20 @@ def plot_population(
         ax.set_ylabel(unit)
         if ratio:
             ax.axhline(1.0, color="0.6", lw=0.6, ls=":")
-    for ax in axes.flat[len(readouts):]:
+    for ax in axes.flat[len(readouts) :]:
         ax.set_visible(False)
     for ax in axes[-1]:
         ax.set_xlabel("time after treatment (h)")
     n = result.readouts.shape[0]
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=min(3, len(labels)), frameon=False,
-               bbox_to_anchor=(0.5, 1.02))
+    fig.legend(
+        handles,
+        labels,
+        loc="upper center",
+        ncol=min(3, len(labels)),
+        frameon=False,
+        bbox_to_anchor=(0.5, 1.02),
+    )
     fig.suptitle(f"{n} virtual neurons: median, 50% and 90% of neurons", y=1.06)
     fig.tight_layout()
     return style.save(fig, path_stem)

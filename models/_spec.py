@@ -114,7 +114,9 @@ class Parameter:
     def __post_init__(self) -> None:
         lo, hi = self.bounds
         if not (lo <= self.default <= hi):
-            raise DefinitionError(f"{self.name}: default {self.default} outside bounds {self.bounds}")
+            raise DefinitionError(
+                f"{self.name}: default {self.default} outside bounds {self.bounds}"
+            )
         if not math.isclose(self.prior.median, self.default, rel_tol=1e-12):
             raise DefinitionError(f"{self.name}: prior median must equal the default")
         if isinstance(self.prior, LogitNormal) and not (0 <= lo and hi <= 1):
@@ -228,11 +230,15 @@ class Pathway:
         ):
             for item in items:
                 if item.name in seen:
-                    raise DefinitionError(f"{item.name!r} defined twice ({seen[item.name]}, {kind})")
+                    raise DefinitionError(
+                        f"{item.name!r} defined twice ({seen[item.name]}, {kind})"
+                    )
                 seen[item.name] = kind
         for sp in self.species:
             if isinstance(sp.baseline, str) and seen.get(sp.baseline) != "parameter":
-                raise DefinitionError(f"species {sp.name}: baseline {sp.baseline!r} is no parameter")
+                raise DefinitionError(
+                    f"species {sp.name}: baseline {sp.baseline!r} is no parameter"
+                )
         known = set(seen)
         for rule in self.rules:
             missing = expression_names(rule.expr) - known
@@ -260,9 +266,11 @@ class Pathway:
             if missing:
                 raise DefinitionError(f"observable {obs.name}: unknown names {sorted(missing)}")
         used = set()
-        for expr in [r.expr for r in self.rules] + [t.expr for t in self.terms] + [
-            o.expr for o in self.observables
-        ]:
+        for expr in (
+            [r.expr for r in self.rules]
+            + [t.expr for t in self.terms]
+            + [o.expr for o in self.observables]
+        ):
             used |= expression_names(expr)
         used |= {sp.baseline for sp in self.species if isinstance(sp.baseline, str)}
         not_params = set(self.input_parameters) - {p.name for p in self.parameters}

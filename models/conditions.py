@@ -161,9 +161,7 @@ def _lookup(table: Mapping[str, object], word: str, what: str):
     key = word.strip().lower()
     if key in table:
         return table[key]
-    raise ConditionError(
-        f"unknown {what} {word.strip()!r}; known: {', '.join(sorted(set(table)))}"
-    )
+    raise ConditionError(f"unknown {what} {word.strip()!r}; known: {', '.join(sorted(set(table)))}")
 
 
 def _check_amount(value: float, field: str) -> float:
@@ -243,7 +241,9 @@ class Condition:
             names = ", ".join(sorted(c.value for c in self.cotreatments & in_vitro_only))
             raise ConditionError(f"{names} are bath treatments: add ', cultured neurons'")
         if self.bdnf_nM > 0 and self.preparation in _IN_VIVO_PREPS:
-            raise ConditionError("exogenous BDNF (nM) is a bath treatment: add ', cultured neurons'")
+            raise ConditionError(
+                "exogenous BDNF (nM) is a bath treatment: add ', cultured neurons'"
+            )
 
     # -- derived views ----------------------------------------------------------------
     @property
@@ -257,9 +257,7 @@ class Condition:
 
     def paired_vehicle(self) -> Condition:
         """The vehicle control of the same experiment: same animal/culture, nothing applied."""
-        return Condition(
-            species=self.species, preparation=self.preparation, genotype=self.genotype
-        )
+        return Condition(species=self.species, preparation=self.preparation, genotype=self.genotype)
 
     @property
     def spec(self) -> str:
@@ -399,7 +397,9 @@ def condition_from_mapping(table: Mapping[str, object]) -> Condition:
     """
     unknown = set(table) - _TABLE_KEYS
     if unknown:
-        raise ConditionError(f"unknown condition keys {sorted(unknown)}; known: {sorted(_TABLE_KEYS)}")
+        raise ConditionError(
+            f"unknown condition keys {sorted(unknown)}; known: {sorted(_TABLE_KEYS)}"
+        )
     parts = []
     drug = table.get("drug")
     if drug not in (None, "", "vehicle"):
@@ -419,7 +419,11 @@ def condition_from_mapping(table: Mapping[str, object]) -> Condition:
     parts += list(cot)
     if table.get("bdnf_nM"):
         parts.append(f"BDNF {table['bdnf_nM']} nM")
-    qualifiers = [str(table[k]).replace("_", " ") for k in ("species", "preparation", "genotype") if table.get(k)]
+    qualifiers = [
+        str(table[k]).replace("_", " ")
+        for k in ("species", "preparation", "genotype")
+        if table.get(k)
+    ]
     return parse_condition(", ".join([" + ".join(str(p) for p in parts), *qualifiers]))
 
 
@@ -434,5 +438,7 @@ def as_condition(value: Condition | str | Mapping[str, object]) -> Condition:
     raise ConditionError(f"cannot make a condition from {type(value).__name__}")
 
 
-def as_conditions(values: Iterable[Condition | str | Mapping[str, object]]) -> tuple[Condition, ...]:
+def as_conditions(
+    values: Iterable[Condition | str | Mapping[str, object]],
+) -> tuple[Condition, ...]:
     return tuple(as_condition(v) for v in values)

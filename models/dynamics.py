@@ -30,7 +30,8 @@ class CompiledPathway:
         self.pathway = pathway
         self.rules = tuple((r.name, compile_expression(r.expr)) for r in pathway.rules)
         self.rates = tuple(
-            tuple(compile_expression(t.expr) for t in pathway.terms_of(s)) for s in pathway.species_names
+            tuple(compile_expression(t.expr) for t in pathway.terms_of(s))
+            for s in pathway.species_names
         )
         self.observables = tuple(compile_expression(o.expr) for o in pathway.observables)
         self.param_index = {n: i for i, n in enumerate(pathway.parameter_names)}

@@ -17,8 +17,8 @@ from jaxtyping import Array, Float, Int
 
 from .conditions import (
     DRUG_ORDER,
-    CoTreatment,
     Condition,
+    CoTreatment,
     Drug,
     Genotype,
     Route,
@@ -122,7 +122,11 @@ def condition_inputs(
     in_vivo = cond.has_drug * (1 - is_bath)
     efficacy = jnp.stack(
         [
-            p["f_glun2b"] if d is Drug.RO25_6981 else p["eff_memantine"] if d is Drug.MEMANTINE else one
+            p["f_glun2b"]
+            if d is Drug.RO25_6981
+            else p["eff_memantine"]
+            if d is Drug.MEMANTINE
+            else one
             for d in DRUG_ORDER
         ]
     )[cond.drug]

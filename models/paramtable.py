@@ -26,8 +26,12 @@ def parameter_table(pathway: Pathway = PATHWAY) -> str:
     ]
     groups = list(dict.fromkeys(p.group for p in pathway.parameters))
     for group in groups:
-        lines += [f"## {group}", "", "| name | unit | default | prior | bounds | varies across neurons | source | meaning |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {group}",
+            "",
+            "| name | unit | default | prior | bounds | varies across neurons | source | meaning |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for p in pathway.parameters:
             if p.group != group:
                 continue
@@ -44,14 +48,26 @@ def parameter_table(pathway: Pathway = PATHWAY) -> str:
     lines += ["", "## Rate terms", "", "| species | term | rate (per hour) |", "|---|---|---|"]
     for t in pathway.terms:
         lines.append(f"| `{t.species}` | {t.name} | `{t.expr}` |")
-    lines += ["", "## Algebraic rules (quasi-steady)", "", "| name | unit | expression | meaning |",
-              "|---|---|---|---|"]
+    lines += [
+        "",
+        "## Algebraic rules (quasi-steady)",
+        "",
+        "| name | unit | expression | meaning |",
+        "|---|---|---|---|",
+    ]
     for r in pathway.rules:
         lines.append(f"| `{r.name}` | {r.unit} | `{r.expr}` | {r.doc} |")
-    lines += ["", "## Readouts", "", "| name | expression | unit | compared to vehicle as | meaning |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Readouts",
+        "",
+        "| name | expression | unit | compared to vehicle as | meaning |",
+        "|---|---|---|---|---|",
+    ]
     for o in pathway.observables:
-        lines.append(f"| `{o.name}` | `{o.expr}` | {o.unit} | {'fold' if o.ratio else 'difference'} | {o.doc} |")
+        lines.append(
+            f"| `{o.name}` | `{o.expr}` | {o.unit} | {'fold' if o.ratio else 'difference'} | {o.doc} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -74,11 +74,12 @@ def simulate_population(
     z: Float[Array, "neuron het"],
     conditions: EncodedConditions,
     ts: Float[Array, " time"] | Float[Array, "condition time"],
-    config: SolverConfig = SolverConfig(),
+    config: SolverConfig | None = None,
     pathway: Pathway = PATHWAY,
 ) -> PopulationSolution:
     """Solve all neurons under all conditions (pure; jit it at the driver)."""
     _TRACES["population"] += 1  # runs at trace time only
+    config = config or SolverConfig()
     cp = compiled(pathway)
     thetas = neuron_thetas(theta_pop, sigma, z, heterogeneous_index(pathway))
 
@@ -94,13 +95,17 @@ def simulate_population(
 
 
 # ----------------------------------------------------------------------------- summaries
-def masked_summary(values: np.ndarray, ok: np.ndarray, quantiles=QUANTILES) -> dict[str, np.ndarray]:
+def masked_summary(
+    values: np.ndarray, ok: np.ndarray, quantiles=QUANTILES
+) -> dict[str, np.ndarray]:
     """Mean, SD, quantiles over axis 0 (neurons) of the neurons with ``ok``, with Monte-Carlo
     standard errors: SD/sqrt(n) for the mean, and for each quantile half the distance between
     the order statistics at n*q -/+ sqrt(n*q*(1-q)) (the binomial interval of the quantile).
     """
     values = np.asarray(values, float)
-    mask = np.broadcast_to(np.asarray(ok, bool).reshape(ok.shape + (1,) * (values.ndim - ok.ndim)), values.shape)
+    mask = np.broadcast_to(
+        np.asarray(ok, bool).reshape(ok.shape + (1,) * (values.ndim - ok.ndim)), values.shape
+    )
     data = np.where(mask, values, np.nan)
     n = mask.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -157,7 +162,9 @@ class SimulationResult:
         veh = masked_summary(self.vehicle_readouts, self.ok)
         ratio = np.asarray(self.ratio)[None, None, :]
         with np.errstate(divide="ignore", invalid="ignore"):
-            out["fold_of_means"] = np.where(ratio, out["mean"] / veh["mean"], out["mean"] - veh["mean"])
+            out["fold_of_means"] = np.where(
+                ratio, out["mean"] / veh["mean"], out["mean"] - veh["mean"]
+            )
         return out
 
     def tidy(self) -> list[tuple[str, str, float, str, float]]:
@@ -213,7 +220,11 @@ class Simulator:
 
     def solve(self, conditions, times, theta_pop=None, sigma=None) -> PopulationSolution:
         """Raw population solve (arrays on device), neurons beyond n_neurons dropped."""
-        enc = conditions if isinstance(conditions, EncodedConditions) else encode_conditions(conditions)
+        enc = (
+            conditions
+            if isinstance(conditions, EncodedConditions)
+            else encode_conditions(conditions)
+        )
         theta_pop = default_theta(self.pathway) if theta_pop is None else jnp.asarray(theta_pop)
         sigma = self.default_sigma() if sigma is None else jnp.asarray(sigma)
         ts = jnp.asarray(times, theta_pop.dtype)

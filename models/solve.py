@@ -63,7 +63,7 @@ def solve_neuron(
     theta: Float[Array, " param"],
     cond: EncodedConditions,
     ts: Float[Array, " time"],
-    config: SolverConfig = SolverConfig(),
+    config: SolverConfig | None = None,
     cp: CompiledPathway | None = None,
 ) -> NeuronSolution:
     """Solve ONE neuron (parameter vector ``theta``) under ONE encoded condition.
@@ -72,6 +72,7 @@ def solve_neuron(
     analytic untreated baseline, when treatment begins. Not jitted here: jit at the driver.
     """
     cp = cp or compiled()
+    config = config or SolverConfig()
     u = condition_inputs(theta, cond, cp)
     y0 = cp.baseline(theta)
     t1 = jnp.maximum(ts[-1], 1e-9)
