@@ -67,8 +67,7 @@ def run_map(model, config: FitConfig, key) -> dict:
         raise RuntimeError(
             "every MAP start ended at a non-finite log density; check the data and priors"
         )
-    constrained = postprocess(best)
-    latent = {k: v for k, v in constrained.items() if k in best}
+    latent = postprocess(best)
     return {
         "latent": latent,
         "unconstrained": best,
@@ -95,7 +94,7 @@ def run_nuts(
     config: FitConfig,
     key,
     *,
-    init_values: dict | None = None,
+    init_unconstrained: dict | None = None,
     checkpoint: Path | None = None,
     resume: bool = False,
     chunk: int = 50,
@@ -107,9 +106,9 @@ def run_nuts(
     tree depth via num_steps) and the wall time. On KeyboardInterrupt the draws finished so far
     are returned with ``interrupted=True``.
     """
+    potential, z0, constrain, _ = model.potential()
     kernel = NUTS(
-        model,
-        init_strategy=init_to_value(values=init_values or model.median_values()),
+        potential_fn=potential,
         max_tree_depth=config.max_tree_depth,
         target_accept_prob=config.target_accept,
     )
@@ -121,6 +120,11 @@ def run_nuts(
         chain_method=config.chain_method,
         progress_bar=progress,
     )
+    start = z0 if init_unconstrained is None else init_unconstrained
+    if config.chains > 1:
+        start = jax.tree_util.tree_map(
+            lambda x: jnp.broadcast_to(x, (config.chains, *jnp.shape(x))), start
+        )
     extra = ("diverging", "energy", "num_steps", "accept_prob", "potential_energy")
     done: list[dict] = []
     n_done = 0
@@ -136,9 +140,9 @@ def run_nuts(
             size = min(chunk, config.draws - n_done)
             mcmc.num_samples = size
             if mcmc.post_warmup_state is None:
-                mcmc.run(key, extra_fields=extra)
+                mcmc.run(key, init_params=start, extra_fields=extra)
             else:
-                mcmc.run(mcmc.post_warmup_state.rng_key, extra_fields=extra)
+                mcmc.run(mcmc.post_warmup_state.rng_key, init_params=start, extra_fields=extra)
             mcmc.post_warmup_state = mcmc.last_state
             samples = jax.device_get(mcmc.get_samples(group_by_chain=True))
             fields = jax.device_get(mcmc.get_extra_fields(group_by_chain=True))
@@ -163,8 +167,10 @@ def run_nuts(
         keys = done[0][key_].keys()
         return {k: np.concatenate([np.asarray(c[key_][k]) for c in done], axis=1) for k in keys}
 
+    unconstrained = cat("samples")
+    samples = {k: np.asarray(v) for k, v in constrain(unconstrained).items()}
     return {
-        "samples": cat("samples"),
+        "samples": samples,
         "extra": cat("extra"),
         "n_draws": n_done,
         "interrupted": interrupted,

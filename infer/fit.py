@@ -10,13 +10,13 @@ import dataclasses
 import json
 import platform
 import subprocess
+import time
 from pathlib import Path
 
 import arviz as az
 import jax
 import jax.numpy as jnp
 import numpy as np
-from numpyro.infer import Predictive
 
 from models.population import draw_z
 from models.solve import SolverConfig
@@ -139,7 +139,18 @@ def run_fit(
     k_map, k_svi, k_nuts, k_prior, k_pp = jax.random.split(key, 5)
     model = fit.model
     log = {}
+    clock = time.perf_counter()
+
+    def phase(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        log[f"seconds_{name}"] = round(now - clock, 2)
+        clock = now
+        if progress:
+            print(f"  {name}: {log[f'seconds_{name}']:.1f} s", flush=True)
+
     map_result = run_map(model, config, k_map)
+    phase("map")
     log["map_neg_log_density"] = map_result["neg_log_density"]
     log["map_failed_starts"] = map_result["failed_starts"]
     init = map_result["latent"]
@@ -155,7 +166,7 @@ def run_fit(
             model,
             config,
             k_nuts,
-            init_values=init,
+            init_unconstrained=map_result["unconstrained"],
             checkpoint=out_dir / "nuts_checkpoint.pkl",
             resume=resume,
             progress=progress,
@@ -163,7 +174,9 @@ def run_fit(
         samples = nuts["samples"]
         log["nuts_seconds"] = nuts["seconds"]
         log["nuts_interrupted"] = nuts["interrupted"]
+    phase(config.engine if config.engine != "map" else "map_done")
     idata = build_inference_data(fit, samples, nuts, k_prior, k_pp, log)
+    phase("predictive")
     target = out_dir / "posterior.nc"
     with atomic_path(target) as tmp:
         idata.to_netcdf(str(tmp), engine="h5netcdf")
@@ -185,16 +198,12 @@ def build_inference_data(fit: Fit, samples: dict, nuts: dict | None, k_prior, k_
     predictive, observed_data, constant_data and predictions, named dims and provenance attrs."""
     p, cfg, model = fit.problem, fit.config, fit.model
     chains, draws = next(iter(samples.values())).shape[:2]
-    latent_names = [k for k in samples if not k.startswith("_")]
-    flat = _flatten({k: samples[k] for k in latent_names})
-    # deterministic sites (parameters by name, pred, n_failed) and predictive obs
-    post_pred = Predictive(model, posterior_samples=flat, return_sites=None)(k_pp, observed=False)
-    prior_pred = Predictive(model, num_samples=cfg.prior_draws)(k_prior, observed=False)
-    # log likelihood of each measurement under the posterior
-    sd = jnp.asarray(p.obs_sd)
+    latents = _flatten({k: samples[k] for k in model.latent_names})
+    predict = model.predictive()
+    post_pred = predict(latents, k_pp)
+    prior_pred = predict(model.sample_prior_latents(k_prior, cfg.prior_draws), k_prior)
     pred_post = np.asarray(post_pred["pred"])
     loglik = -0.5 * ((p.values - pred_post) / p.obs_sd) ** 2 - np.log(np.sqrt(2 * np.pi) * p.obs_sd)
-    del sd
 
     def by_chain(x):
         x = np.asarray(x)

@@ -66,6 +66,8 @@ class PopulationModel:
         self.base_theta = default_theta()
         self.scale_names = tuple(f"scale_{g}" for g in problem.scale_groups)
         self._potential = None
+        self._structure_only = False
+        self._predict_batch = None
 
     def potential(self):
         """(potential_fn, z at the prior medians, postprocess_fn, jitted value_and_grad),
@@ -75,19 +77,104 @@ class PopulationModel:
             from numpyro.infer import init_to_value
             from numpyro.infer.util import initialize_model
 
-            info = initialize_model(
-                jax.random.PRNGKey(0),
-                self,
-                dynamic_args=False,
-                init_strategy=init_to_value(values=self.median_values()),
-            )
+            # numpyro runs the model eagerly here only to learn the sites' supports; a
+            # structure-only pass skips the ODE solves (the returned potential runs them).
+            self._structure_only = True
+            try:
+                info = initialize_model(
+                    jax.random.PRNGKey(0),
+                    self,
+                    dynamic_args=False,
+                    init_strategy=init_to_value(values=self.median_values()),
+                )
+            finally:
+                self._structure_only = False
             self._potential = (
                 info.potential_fn,
                 info.param_info.z,
-                info.postprocess_fn,
+                self.constrain,
                 jax.jit(jax.value_and_grad(info.potential_fn)),
             )
         return self._potential
+
+    def latent_distribution(self, name: str):
+        if name.startswith("raw_"):
+            _, _, lo, hi = _prior_geometry(name.removeprefix("raw_"))
+            return dist.TruncatedNormal(0.0, 1.0, low=lo, high=hi)
+        if name.startswith("sigma_"):
+            return dist.HalfNormal(self.config.sigma_prior_scale)
+        centre = self.problem.scale_centres[self.scale_names.index(name)]
+        return dist.LogNormal(np.log(max(centre, 1e-12)), SCALE_PRIOR_SD)
+
+    def constrain(self, z: dict) -> dict:
+        """Unconstrained latent values -> constrained (no model evaluation)."""
+        from numpyro.distributions.transforms import biject_to
+
+        return {k: biject_to(self.latent_distribution(k).support)(v) for k, v in z.items()}
+
+    @property
+    def latent_names(self) -> tuple[str, ...]:
+        return (
+            *(f"raw_{n}" for n in self.free),
+            *(f"sigma_{n}" for n in self.sigma_names),
+            *self.scale_names,
+        )
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """Sites reported per draw: parameters by name, sigmas, scales, pred, n_failed, obs."""
+        return (
+            *self.free,
+            *(f"sigma_{n}" for n in self.sigma_names),
+            *self.scale_names,
+            "pred",
+            "n_failed",
+            "obs",
+        )
+
+    def sample_prior_latents(self, key, n: int) -> dict:
+        """n prior draws of the latent sites (no simulation needed)."""
+        import jax
+
+        keys = jax.random.split(key, len(self.latent_names))
+        return {
+            name: self.latent_distribution(name).sample(k, (n,))
+            for k, name in zip(keys, self.latent_names, strict=True)
+        }
+
+    def predictive(self, batch: int = 32):
+        """``predict(latents, key) -> {site: [draw, ...]}`` for any number of draws, compiled
+        once per model (draws are processed in fixed-size batches, padded at the end)."""
+        import jax
+        from numpyro import handlers
+
+        if self._predict_batch is None:
+            names = self.output_names
+
+            def one(latent, key):
+                tr = handlers.trace(
+                    handlers.seed(handlers.substitute(self, data=latent), key)
+                ).get_trace(observed=False)
+                return {n: tr[n]["value"] for n in names}
+
+            self._predict_batch = jax.jit(jax.vmap(one))
+
+        def predict(latents: dict, key) -> dict:
+            n = len(next(iter(latents.values())))
+            chunks = []
+            for start in range(0, n, batch):
+                part = {k: np.asarray(v)[start : start + batch] for k, v in latents.items()}
+                m = len(next(iter(part.values())))
+                part = {
+                    k: np.concatenate([v, np.repeat(v[-1:], batch - m, axis=0)])
+                    for k, v in part.items()
+                }
+                keys = jax.random.split(jax.random.fold_in(key, start), batch)
+                out = jax.device_get(self._predict_batch(part, keys))
+                chunks.append({k: np.asarray(v)[:m] for k, v in out.items()})
+            return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+
+        return predict
 
     def median_values(self) -> dict:
         """Latent values at the prior medians (defaults), a safe point to start from."""
@@ -130,7 +217,16 @@ class PopulationModel:
                 numpyro.sample(name, dist.LogNormal(np.log(max(centre, 1e-12)), SCALE_PRIOR_SD))
             )
         theta, sigma = self.theta_sigma(values)
-        levels, ok, n_failed = self.predictor.levels(theta, sigma)
+        if self._structure_only:
+            shape = (
+                self.predictor.z.shape[0],
+                len(p.conditions),
+                p.times.shape[1],
+                len(PATHWAY.observables),
+            )
+            levels, ok, n_failed = jnp.ones(shape), jnp.ones(shape[:2], bool), jnp.asarray(0)
+        else:
+            levels, ok, n_failed = self.predictor.levels(theta, sigma)
         numpyro.deterministic("n_failed", n_failed)
         scale_vec = jnp.stack(scales) if scales else jnp.zeros(0, theta.dtype)
         pred, cell_sd = predict_measurements(p, levels, ok, scale_vec)

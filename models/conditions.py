@@ -239,7 +239,10 @@ class Condition:
         in_vitro_only = {CoTreatment.TTX, CoTreatment.BICUCULLINE, CoTreatment.BACLOFEN}
         if self.preparation in _IN_VIVO_PREPS and (self.cotreatments & in_vitro_only):
             names = ", ".join(sorted(c.value for c in self.cotreatments & in_vitro_only))
-            raise ConditionError(f"{names} are bath treatments: add ', cultured neurons'")
+            raise ConditionError(
+                f"{names}: bath (in vitro) treatment(s), not modelled in vivo; for a culture "
+                "experiment give the drug as a bath concentration and add ', cultured neurons'"
+            )
         if self.bdnf_nM > 0 and self.preparation in _IN_VIVO_PREPS:
             raise ConditionError(
                 "exogenous BDNF (nM) is a bath treatment: add ', cultured neurons'"
@@ -266,13 +269,13 @@ class Condition:
         if self.drug is None:
             parts.append("vehicle")
         else:
-            item = f"{self.drug.value} {self.dose:g} {self.dose_unit} {self.route.value}"
+            item = f"{self.drug.value} {_num(self.dose)} {self.dose_unit} {self.route.value}"
             if self.washout_h is not None:
-                item += f" washout {self.washout_h:g} h"
+                item += f" washout {_num(self.washout_h)} h"
             parts.append(item)
         parts += [c.value for c in sorted(self.cotreatments, key=lambda c: c.value)]
         if self.bdnf_nM > 0:
-            parts.append(f"BDNF {self.bdnf_nM:g} nM")
+            parts.append(f"BDNF {_num(self.bdnf_nM)} nM")
         text = " + ".join(parts)
         return f"{text}, {self.species.value}, {self.preparation.value}, {self.genotype.value}"
 
@@ -280,9 +283,14 @@ class Condition:
         return self.spec
 
 
+def _num(x: float) -> str:
+    """Shortest text that parses back to exactly ``x``."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else repr(float(x))
+
+
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf"
 _DRUG_ITEM = re.compile(
-    rf"^(?P<name>.+?)\s+(?P<dose>{_NUMBER})\s*(?P<unit>[^\s]+)"
+    rf"^(?P<name>.+?)\s+(?P<dose>{_NUMBER})\s*(?P<unit>[a-zA-Zµ][^\s]*)?"
     rf"(?:\s+(?P<route>i\.p\.|s\.c\.|i\.v\.|ip|sc|iv|bath))?"
     rf"(?:\s+washout(?:\s+at)?\s+(?P<wash>{_NUMBER})\s*h)?\s*$",
     re.IGNORECASE,
@@ -304,6 +312,10 @@ def _parse_item(item: str, fields: dict) -> None:
         raise ConditionError(
             f"cannot read {text!r}; expected 'DRUG DOSE UNIT ROUTE' (e.g. 'ketamine 10 mg/kg "
             f"i.p.'), a co-treatment ({', '.join(c.value for c in CoTreatment)}) or 'vehicle'"
+        )
+    if match["unit"] is None:
+        raise ConditionError(
+            f"{text!r}: unit missing after the dose; use mg/kg or g/kg (in vivo) or nM, uM, mM (bath)"
         )
     name, unit = match["name"].strip().lower(), match["unit"].lower()
     if unit not in _UNITS:
@@ -366,9 +378,14 @@ def parse_condition(spec: str) -> Condition:
             )
     if "preparation" not in fields and fields.get("route") is Route.BATH:
         fields["preparation"] = Preparation.CULTURED_NEURONS
-    if "preparation" not in fields and (
-        fields["cotreatments"] & {CoTreatment.TTX, CoTreatment.BICUCULLINE, CoTreatment.BACLOFEN}
-        or fields.get("bdnf_nM", 0) > 0
+    if (
+        "preparation" not in fields
+        and fields.get("route") in (None, Route.BATH)
+        and (
+            fields["cotreatments"]
+            & {CoTreatment.TTX, CoTreatment.BICUCULLINE, CoTreatment.BACLOFEN}
+            or fields.get("bdnf_nM", 0) > 0
+        )
     ):
         fields["preparation"] = Preparation.CULTURED_NEURONS
     try:

@@ -7,7 +7,7 @@ committed file is up to date.
 from __future__ import annotations
 
 from ._spec import Pathway
-from .pathway import PATHWAY
+from .pathway import PATHWAY, PRIOR_ROWS_NOT_USED
 
 
 def parameter_table(pathway: Pathway = PATHWAY) -> str:
@@ -42,7 +42,17 @@ def parameter_table(pathway: Pathway = PATHWAY) -> str:
                 f"{p.source or 'assumed'} | {p.doc} |"
             )
         lines.append("")
-    lines += ["## Species", "", "| name | unit | baseline | meaning |", "|---|---|---|---|"]
+    lines += [
+        "## Prior rows not used by a parameter",
+        "",
+        "Every `prior` row of the literature table is either a parameter's `source` above or listed",
+        "here with the reason.",
+        "",
+        "| literature id | why no parameter takes it |",
+        "|---|---|",
+    ]
+    lines += [f"| {k} | {v} |" for k, v in PRIOR_ROWS_NOT_USED.items()]
+    lines += ["", "## Species", "", "| name | unit | baseline | meaning |", "|---|---|---|---|"]
     for s in pathway.species:
         lines.append(f"| `{s.name}` | {s.unit} | {s.baseline} | {s.doc} |")
     lines += ["", "## Rate terms", "", "| species | term | rate (per hour) |", "|---|---|---|"]

@@ -1,0 +1,192 @@
+"""Inference: log density, no recompilation, InferenceData round trip, CLI, config errors.
+
+One tiny fit problem (the short-horizon Wolfe 2016 datasets, 2 virtual neurons, a handful of
+free parameters) is built once per session; everything that compiles shares it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from infer.cli import main
+from infer.config import ConfigError, FitConfig, config_from_mapping, load_config
+from infer.fit import Fit, run_fit
+from models.population import trace_count
+
+TINY = dict(
+    neurons=2,
+    free=("f_Ystab", "k_Y", "c0", "w_ca", "g_FG"),
+    datasets=("wolfe2016_fig7c", "wolfe2016_fig5ac", "wolfe2016_fig5h"),
+    engine="map",
+    map_starts=2,
+    map_steps=5,
+    posterior_draws=4,
+    prior_draws=4,
+    chains=1,
+    warmup=3,
+    draws=4,
+    max_tree_depth=3,
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> FitConfig:
+    return FitConfig(**TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_fit(tiny_config) -> Fit:
+    return Fit.create(tiny_config)
+
+
+@pytest.fixture(scope="session")
+def value_and_grad(tiny_fit):
+    return tiny_fit.model.potential()
+
+
+@pytest.fixture(scope="session")
+def map_run(tiny_fit, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "map"
+    run_fit(tiny_fit.config, out, fit=tiny_fit, progress=False)
+    return out
+
+
+def _prior_points(fit: Fit, n: int):
+    """n prior draws of the latent sites, mapped to the unconstrained space."""
+    from numpyro.infer import Predictive
+    from numpyro.infer.util import unconstrain_fn
+
+    model = fit.model
+    draws = Predictive(model, num_samples=n, return_sites=[
+        *(f"raw_{p}" for p in model.free), *(f"sigma_{p}" for p in model.sigma_names),
+        *model.scale_names])(jax.random.PRNGKey(1), observed=False)
+    points = []
+    for i in range(n):
+        params = {k: v[i] for k, v in draws.items()}
+        points.append(unconstrain_fn(model, (), {}, params))
+    return points
+
+
+def test_log_density_and_gradient_finite_at_prior_draws(tiny_fit, value_and_grad):
+    _, _, _, vg = value_and_grad
+    for z in _prior_points(tiny_fit, 4):
+        value, grad = vg(z)
+        assert np.isfinite(float(value)), z
+        assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree_util.tree_leaves(grad)), z
+
+
+def test_second_evaluation_and_refit_do_not_recompile(tiny_fit, value_and_grad, map_run):
+    _, z0, _, vg = value_and_grad
+    vg(z0)
+    before = trace_count()
+    shifted = jax.tree_util.tree_map(lambda x: x + 0.1, z0)
+    vg(shifted)
+    from infer.engines import run_map
+
+    run_map(tiny_fit.model, tiny_fit.config, jax.random.PRNGKey(3))
+    assert trace_count() == before
+
+
+def test_inference_data_has_every_group_with_named_dims(map_run):
+    idata = az.from_netcdf(map_run / "posterior.nc")
+    for group in ("posterior", "log_likelihood", "prior", "prior_predictive",
+                  "posterior_predictive", "observed_data", "constant_data", "predictions"):
+        assert hasattr(idata, group), group
+    assert "measurement" in idata.observed_data["obs"].dims
+    assert set(idata.predictions["neuron_effect"].dims) >= {"neuron", "condition", "time", "readout"}
+    for key in ("package_versions", "device", "git_commit", "data_checksums", "config"):
+        assert idata.attrs[key]
+    assert json.loads(idata.attrs["free_parameters"]) == list(TINY["free"])
+    versions = json.loads(idata.attrs["package_versions"])
+    assert {"jax", "diffrax", "numpyro"} <= set(versions)
+    assert (map_run / "config.toml").exists()
+    assert load_config(map_run / "config.toml") == FitConfig(**TINY)
+
+
+def test_netcdf_round_trip_and_figures_regenerate(map_run, tmp_path):
+    from infer.diagnostics import diagnose_run
+    from infer.figures import plot_run
+
+    idata = az.from_netcdf(map_run / "posterior.nc")
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    idata.to_netcdf(str(copy / "posterior.nc"), engine="h5netcdf")
+    again = az.from_netcdf(copy / "posterior.nc")
+    np.testing.assert_array_equal(again.posterior["pred"].values, idata.posterior["pred"].values)
+    report = diagnose_run(copy)
+    assert report.exists() and "Inference diagnostics" in report.read_text()
+    figures = plot_run(copy)
+    assert any(p.suffix == ".png" for p in figures) and any(p.suffix == ".pdf" for p in figures)
+
+
+def test_nuts_checkpoint_and_resume(tiny_fit, tmp_path):
+    """A NUTS run checkpoints its draws; resuming continues from the saved state."""
+    from infer.engines import run_nuts
+
+    cfg = tiny_fit.config.replace(engine="nuts", draws=4, warmup=3)
+    ckpt = tmp_path / "ckpt.pkl"
+    first = run_nuts(tiny_fit.model, cfg, jax.random.PRNGKey(0), checkpoint=ckpt, chunk=2,
+                     progress=False)
+    assert first["n_draws"] == 4 and ckpt.exists()
+    more = cfg.replace(draws=6)
+    resumed = run_nuts(tiny_fit.model, more, jax.random.PRNGKey(0), checkpoint=ckpt,
+                       resume=True, chunk=2, progress=False)
+    assert resumed["n_draws"] == 6
+    name = f"raw_{cfg.free[0]}"
+    np.testing.assert_array_equal(resumed["samples"][name][:, :4], first["samples"][name])
+
+
+def test_cli_fit_smoke_and_bad_config(tmp_path, capsys):
+    config = tmp_path / "tiny.toml"
+    config.write_text(FitConfig(**TINY).to_toml())
+    out = tmp_path / "run"
+    code = main(["fit", "--config", str(config), "--out", str(out), "--quiet", "--no-plots"])
+    assert code == 0
+    assert (out / "posterior.nc").exists() and (out / "report.md").exists()
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[engine]\nname = "hmc"\n')
+    assert main(["fit", "--config", str(bad), "--out", str(tmp_path / "x")]) == 2
+    assert "engine.name" in capsys.readouterr().err
+    assert not (tmp_path / "x" / "posterior.nc").exists()
+
+
+@pytest.mark.parametrize(
+    ("table", "needle"),
+    [
+        ({"population": {"neurons": 0}}, "neurons"),
+        ({"population": {"neurons": 2.5}}, "neurons"),
+        ({"population": {"free": ["not_a_parameter"]}}, "unknown parameters"),
+        ({"population": {"free": []}}, "at least one"),
+        ({"solver": {"method": "euler"}}, "solver.method"),
+        ({"solver": {"rtol": -1}}, "rtol"),
+        ({"engine": {"name": "hmc"}}, "engine.name"),
+        ({"engine": {"target_accept": 1.5}}, "target_accept"),
+        ({"engine": {"chains": -2}}, "chains"),
+        ({"engine": {"unknown_key": 1}}, "unknown key"),
+        ({"data": {"use": ["everything"]}}, "data.use"),
+        ({"engine": {"device": "tpu"}}, "device"),
+        ({"population": 3}, "must be a table"),
+    ],
+)
+def test_each_bad_config_value_gives_a_clear_error(table, needle):
+    with pytest.raises(ConfigError, match=needle):
+        config_from_mapping(table)
+
+
+def test_unknown_dataset_in_config_is_named(tmp_path):
+    from infer.fit import load_problem
+
+    with pytest.raises(ConfigError, match="no_such_dataset"):
+        load_problem(FitConfig(**{**TINY, "datasets": ("no_such_dataset",)}))
+
+
+def test_config_toml_round_trip():
+    cfg = FitConfig(**TINY)
+    assert config_from_mapping(__import__("tomllib").loads(cfg.to_toml())) == cfg
