@@ -240,8 +240,8 @@ class Condition:
         if self.preparation in _IN_VIVO_PREPS and (self.cotreatments & in_vitro_only):
             names = ", ".join(sorted(c.value for c in self.cotreatments & in_vitro_only))
             raise ConditionError(
-                f"{names}: bath (in vitro) treatment(s), not modelled in vivo; for a culture "
-                "experiment give the drug as a bath concentration and add ', cultured neurons'"
+                f"{names} are bath treatments (in vitro only, not modelled in vivo): for a "
+                "culture experiment give the drug as a bath concentration and add ', cultured neurons'"
             )
         if self.bdnf_nM > 0 and self.preparation in _IN_VIVO_PREPS:
             raise ConditionError(

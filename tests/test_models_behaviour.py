@@ -291,13 +291,6 @@ def test_fmr1_ko_has_no_baclofen_sign_switch(runs):
     assert wt_shift > 0 and wt_shift > 2 * abs(ko_shift)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="at the defaults the wild-type baclofen signal only moves from -0.40 to -0.29 after "
-    "ethanol 30 mM for 2 h (GB01 -> GB02: -11.8 -> +9.1 dF/F): 14-3-3eta rises to 1.15 and the "
-    "GIRK-coupled fraction falls from 0.80 to 0.75, but the sign needs it below "
-    "w_ca/(1 + w_ca) = 0.67",
-)
 def test_wild_type_baclofen_signal_switches_sign_after_ethanol(runs):
     """Wild type: baclofen-evoked Ca2+ signal negative after vehicle, positive after ethanol 30
     mM bath for 2 h (GB01, GB02)."""

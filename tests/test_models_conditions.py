@@ -121,11 +121,6 @@ def test_bad_spec_raises_clear_condition_error(spec, message):
         parse_condition(spec)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="models.conditions: the dose regex backtracks, so 'ketamine 10' (no unit) is read "
-    "as dose 1 with unit '0' and the error says \"unknown unit '0'\" instead of 'unit missing'",
-)
 def test_missing_unit_without_route_is_reported_as_missing_unit():
     with pytest.raises(ConditionError) as err:
         parse_condition("ketamine 10, mouse")
@@ -200,11 +195,6 @@ def test_spec_round_trips(spec):
     assert hash(parse_condition(c.spec)) == hash(c)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Condition.spec formats dose and washout with '%g' (6 significant digits), so a dose "
-    "such as 1/3 mg/kg or a computed 0.1 + 0.2 does not round-trip: use repr-exact formatting",
-)
 def test_spec_round_trips_for_any_float_dose():
     c = Condition(drug=Drug.KETAMINE, dose=1 / 3, route=Route.IP)
     assert parse_condition(c.spec) == c
