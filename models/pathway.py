@@ -377,6 +377,16 @@ PARAMETERS: tuple[Parameter, ...] = (
         scale=1.0,
         unit="nM",
     ),
+    _gain(
+        "a_B",
+        0.05,
+        "Activity dependence of BDNF synthesis (exponent on network activity). Near 0 by "
+        "default; larger values let anaesthetic doses, where network activity falls, lose the "
+        "BDNF/mTORC1/spine effect (MT03). Assumed.",
+        _BDNF,
+        scale=1.5,
+        bounds=(0.0, 3.0),
+    ),
     _frac("f_ab", 0.9, "Fraction of BDNF neutralised by an anti-BDNF antibody. Assumed.", _BDNF),
     _frac("pAkt0", 0.1, "Baseline active Akt fraction. Assumed.", _BDNF, source="FS-DIJ05-0"),
     # ---------------------------------------------------------------- GABABR switch
@@ -810,8 +820,9 @@ TERMS: tuple[Term, ...] = (
     Term(
         name="BDNF synthesis",
         species="B",
-        expr="k_B * pow(elong, n_el) * (1 - f_chx * chx)",
-        doc="dendritic BDNF translation de-suppressed by low p-eEF2",
+        expr="k_B * pow(elong, n_el) * pow(net_act, a_B) * (1 - f_chx * chx)",
+        doc="dendritic BDNF translation de-suppressed by low p-eEF2, and (exponent a_B) "
+        "activity-dependent",
     ),
     Term(name="BDNF loss", species="B", expr="-k_B * B", doc="release and degradation"),
     Term(name="14-3-3eta synthesis", species="Y", expr="k_Y", doc="constitutive"),

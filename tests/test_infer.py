@@ -64,9 +64,15 @@ def _prior_points(fit: Fit, n: int):
     from numpyro.infer.util import unconstrain_fn
 
     model = fit.model
-    draws = Predictive(model, num_samples=n, return_sites=[
-        *(f"raw_{p}" for p in model.free), *(f"sigma_{p}" for p in model.sigma_names),
-        *model.scale_names])(jax.random.PRNGKey(1), observed=False)
+    draws = Predictive(
+        model,
+        num_samples=n,
+        return_sites=[
+            *(f"raw_{p}" for p in model.free),
+            *(f"sigma_{p}" for p in model.sigma_names),
+            *model.scale_names,
+        ],
+    )(jax.random.PRNGKey(1), observed=False)
     points = []
     for i in range(n):
         params = {k: v[i] for k, v in draws.items()}
@@ -96,11 +102,24 @@ def test_second_evaluation_and_refit_do_not_recompile(tiny_fit, value_and_grad, 
 
 def test_inference_data_has_every_group_with_named_dims(map_run):
     idata = az.from_netcdf(map_run / "posterior.nc")
-    for group in ("posterior", "log_likelihood", "prior", "prior_predictive",
-                  "posterior_predictive", "observed_data", "constant_data", "predictions"):
+    for group in (
+        "posterior",
+        "log_likelihood",
+        "prior",
+        "prior_predictive",
+        "posterior_predictive",
+        "observed_data",
+        "constant_data",
+        "predictions",
+    ):
         assert hasattr(idata, group), group
     assert "measurement" in idata.observed_data["obs"].dims
-    assert set(idata.predictions["neuron_effect"].dims) >= {"neuron", "condition", "time", "readout"}
+    assert set(idata.predictions["neuron_effect"].dims) >= {
+        "neuron",
+        "condition",
+        "time",
+        "readout",
+    }
     for key in ("package_versions", "device", "git_commit", "data_checksums", "config"):
         assert idata.attrs[key]
     assert json.loads(idata.attrs["free_parameters"]) == list(TINY["free"])
@@ -132,12 +151,20 @@ def test_nuts_checkpoint_and_resume(tiny_fit, tmp_path):
 
     cfg = tiny_fit.config.replace(engine="nuts", draws=4, warmup=3)
     ckpt = tmp_path / "ckpt.pkl"
-    first = run_nuts(tiny_fit.model, cfg, jax.random.PRNGKey(0), checkpoint=ckpt, chunk=2,
-                     progress=False)
+    first = run_nuts(
+        tiny_fit.model, cfg, jax.random.PRNGKey(0), checkpoint=ckpt, chunk=2, progress=False
+    )
     assert first["n_draws"] == 4 and ckpt.exists()
     more = cfg.replace(draws=6)
-    resumed = run_nuts(tiny_fit.model, more, jax.random.PRNGKey(0), checkpoint=ckpt,
-                       resume=True, chunk=2, progress=False)
+    resumed = run_nuts(
+        tiny_fit.model,
+        more,
+        jax.random.PRNGKey(0),
+        checkpoint=ckpt,
+        resume=True,
+        chunk=2,
+        progress=False,
+    )
     assert resumed["n_draws"] == 6
     name = f"raw_{cfg.free[0]}"
     np.testing.assert_array_equal(resumed["samples"][name][:, :4], first["samples"][name])
