@@ -83,7 +83,7 @@ class FitConfig:
     include_constraints: bool = True
     relative_noise_floor: float = 0.05  # added in quadrature to every SD, as a fraction of |value|
     secondary_noise_floor: float = 0.15  # for secondary / digitised rows
-    chain_method: str = "sequential"  # sequential | parallel | vectorized
+    chain_method: str = "sequential"  # sequential | vectorized
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -114,8 +114,12 @@ class FitConfig:
             raise ConfigError(
                 f"engine.svi_guide must be 'normal' or 'lowrank', got {self.svi_guide!r}"
             )
-        if self.chain_method not in ("sequential", "parallel", "vectorized"):
-            raise ConfigError("engine.chain_method must be sequential, parallel or vectorized")
+        if self.chain_method not in ("sequential", "vectorized"):
+            raise ConfigError(
+                "engine.chain_method must be 'sequential' or 'vectorized' ('parallel' runs chains "
+                "under pmap, where the gradient of diffrax's checkpointed solve fails with "
+                "equinox's closure conversion)"
+            )
         if self.device not in ("cpu", "gpu"):
             raise ConfigError(f"device must be 'cpu' or 'gpu', got {self.device!r}")
         for key in ("rtol", "atol", "sigma_prior_scale", "map_learning_rate", "svi_learning_rate"):

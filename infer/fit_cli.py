@@ -36,10 +36,6 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from .cli import _setup_jax
 
     _setup_jax(config.device)
-    if config.device == "cpu" and config.chain_method == "parallel" and config.chains > 1:
-        import jax
-
-        jax.config.update("jax_num_cpu_devices", config.chains)  # one chain per host device
     from .fit import run_fit
 
     out = Path(args.out)
