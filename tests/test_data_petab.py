@@ -77,3 +77,19 @@ def test_condition_descriptors_invert():
         cond = parse_condition(spec)
         assert condition_from_descriptors(condition_descriptors(cond)) == cond
     assert math.isfinite(condition_descriptors(parse_condition("vehicle"))["washout_h"])
+
+
+def test_observable_table_names_the_sbml_readouts(tmp_path):
+    """Every observable formula refers to a readout parameter of the SBML export, and the
+    table passes petab's own observable-table lint (run inside export_petab)."""
+    import re
+
+    from infer.datasets.petab_io import export_petab
+    from models.sbml import to_sbml
+
+    paths = export_petab(tmp_path / "petab")
+    observables = pd.read_csv(paths["observables"], sep="\t")
+    sbml = to_sbml("ketamine 10 mg/kg i.p., mouse")
+    for formula in observables["observableFormula"]:
+        for name in re.findall(r"obs_\w+", formula):
+            assert f'id="{name}"' in sbml, name

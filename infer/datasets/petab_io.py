@@ -16,7 +16,9 @@ Conventions:
 - ``noiseParameters`` is the standard error of the plotted mean: SEM as stated; SD/sqrt(n) where
   n is stated; a CI95 half-width / 1.96; a number of unstated type as is; otherwise (no error bar,
   or an error of 0) a free noise parameter ``sigma_<group>``.
-The observable table awaits the model's SBML export (its formulas need the SBML ids).
+- ``observables.tsv`` maps each observableId to the SBML export's readout parameter
+  (``obs_<readout>``, see ``models.sbml``), times ``observableParameter1_<id>`` for scaled rows;
+  noise is ``noiseParameter1_<id>`` (normal, linear scale).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from .loading import load_bundle
 
 MEASUREMENT_FILE = "measurements.tsv"
 CONDITION_FILE = "conditions.tsv"
+OBSERVABLE_FILE = "observables.tsv"
 SCALED_SUFFIX = "_scaled"
 _COT_COLUMNS = {
     CoTreatment.RAPAMYCIN: "rapa", CoTreatment.CYCLOHEXIMIDE: "chx",
@@ -184,12 +187,36 @@ def petab_tables(measurements: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
     return table, conditions
 
 
+def observable_table(measurement_df: pd.DataFrame) -> pd.DataFrame:
+    """PEtab observable table whose formulas name the SBML export's readout parameters."""
+    from models.sbml import OBSERVABLE_PREFIX
+
+    rows = []
+    for obs in sorted(set(measurement_df["observableId"])):
+        readout = obs.removesuffix(SCALED_SUFFIX)
+        formula = f"{OBSERVABLE_PREFIX}{readout}"
+        if obs.endswith(SCALED_SUFFIX):
+            formula = f"observableParameter1_{obs} * {formula}"
+        rows.append(
+            {
+                "observableId": obs,
+                "observableName": readout,
+                "observableFormula": formula,
+                "observableTransformation": "lin",
+                "noiseFormula": f"noiseParameter1_{obs}",
+                "noiseDistribution": "normal",
+            }
+        )
+    return pd.DataFrame(rows).set_index("observableId")
+
+
 def lint_tables(measurement_df: pd.DataFrame, condition_df: pd.DataFrame) -> None:
     """Run the ``petab`` package's own checks on both tables (raises on the first failure)."""
     from petab.v1 import lint
 
     lint.check_measurement_df(measurement_df)
     lint.check_condition_df(condition_df)
+    lint.check_observable_df(observable_table(measurement_df))
     missing = set(measurement_df["simulationConditionId"]) - set(condition_df.index)
     if missing:
         raise AssertionError(f"measurement conditions missing from the condition table: {missing}")
@@ -222,10 +249,17 @@ def export_petab(
     def fill(tmp: Path) -> None:
         measurement_df.to_csv(tmp / MEASUREMENT_FILE, sep="\t", index=False, lineterminator="\n")
         condition_df.to_csv(tmp / CONDITION_FILE, sep="\t", lineterminator="\n")
+        observable_table(measurement_df).to_csv(
+            tmp / OBSERVABLE_FILE, sep="\t", lineterminator="\n"
+        )
 
     out = Path(outdir)
     build_dir_atomic(out, fill, replace=overwrite)
-    return {"measurements": out / MEASUREMENT_FILE, "conditions": out / CONDITION_FILE}
+    return {
+        "measurements": out / MEASUREMENT_FILE,
+        "conditions": out / CONDITION_FILE,
+        "observables": out / OBSERVABLE_FILE,
+    }
 
 
 def read_petab(indir: str | Path) -> pd.DataFrame:
