@@ -34,6 +34,10 @@ def quick() -> list[dict]:
             "solver": "tsit5",
             "dtype": "float64",
             "n_neurons": [32],
+            # the full log density of the default fit (the issue states its target at N=1024;
+            # the quick plan measures N=32, --full the sweep)
+            "log_likelihood_n": [32],
+            "solve_only": False,  # saves one compilation; --full times the solve alone too
             "repeats": 2,
         },
         *[
@@ -47,8 +51,27 @@ def quick() -> list[dict]:
             }
             for k in (1, 2)
         ],
-        {"case": "inference", "dtype": "float64", "n_neurons": 4096},
+        _inference_quick(),
     ]
+
+
+def _inference_quick() -> dict:
+    """Default data, 4 neurons, 2 short sequential chains: far below the diagnostics'
+    thresholds on purpose (the record says so); it measures ESS/s and the end-to-end cost."""
+    return {
+        "case": "inference",
+        "dtype": "float64",
+        "config": "infer/configs/default.toml",
+        "engines": ["svi", "nuts"],
+        "n_neurons": 4,
+        "chains": 2,
+        "chain_method": "sequential",
+        "warmup": 50,
+        "draws": 50,
+        "max_tree_depth": 4,
+        "svi_steps": 100,
+        "posterior_draws": 200,
+    }
 
 
 def full() -> list[dict]:
@@ -63,7 +86,13 @@ def full() -> list[dict]:
         _forward("tsit5", "float64", big, protocol="ketamine_24h", max_point_s=900),
         _forward("kvaerno5", "float64", big, protocol="ketamine_24h", max_point_s=900),
         {"case": "peers", "dtype": "float64", "n_neurons": 64, "cap_s": 120.0},
-        {"case": "gradient", "solver": "tsit5", "dtype": "float64", "n_neurons": [64, 1024]},
+        {
+            "case": "gradient",
+            "solver": "tsit5",
+            "dtype": "float64",
+            "n_neurons": [64, 1024],
+            "log_likelihood_n": [4, 8, 32, 1024],
+        },
         {"case": "gradient", "solver": "kvaerno5", "dtype": "float64", "n_neurons": [16]},
         *[
             {
@@ -75,7 +104,22 @@ def full() -> list[dict]:
             }
             for k in (1, 2, 4)
         ],
-        {"case": "inference", "dtype": "float64", "n_neurons": 4096},
+        {
+            # long enough, on 2 CPU cores, to have a chance of R-hat <= 1.01 and ESS >= 400
+            "case": "inference",
+            "dtype": "float64",
+            "config": "infer/configs/default.toml",
+            "engines": ["svi", "nuts"],
+            "n_neurons": 8,
+            "chains": 2,
+            "chain_method": "sequential",
+            "warmup": 500,
+            "draws": 500,
+            "max_tree_depth": 6,
+            "svi_steps": 2000,
+            "posterior_draws": 400,
+            "timeout_s": 4 * 3600,
+        },
     ]
 
 
@@ -96,6 +140,7 @@ def gpu() -> list[dict]:
             "solver": "tsit5",
             "dtype": "float64",
             "n_neurons": [1024, 16384],
+            "log_likelihood_n": [1024, 4096],
             "repeats": 2,
         },
         {"case": "peers", "dtype": "float64", "n_neurons": 8, "cap_s": 5.0},
@@ -106,7 +151,16 @@ def gpu() -> list[dict]:
             "n_neurons": 65536,
             "k_devices": 1,
         },
-        {"case": "inference", "dtype": "float64", "n_neurons": 4096},
+        {
+            # the target: NUTS on the default data with 4,096 neurons in < 10 min on one H100
+            # (infer/configs/gpu.toml: 4 vectorised chains, 500 + 500, tree depth 8). It runs
+            # last; the plan's budget still applies, so give run_gpu.sh a larger BUDGET to let
+            # it finish.
+            "case": "inference",
+            "dtype": "float64",
+            "config": "infer/configs/gpu.toml",
+            "engines": ["nuts", "svi"],
+        },
     ]
 
 

@@ -82,7 +82,8 @@ def plot(path: str | Path) -> Path:
     ax = axes[1, 0]
     labels, values = [], []
     for g in _ok(records, case="gradient"):
-        labels.append(f"grad/fwd\n{g['solver']} N={g['n_neurons']}")
+        what = "log-lik." if g.get("variant") == "log_likelihood" else "proxy"
+        labels.append(f"grad/fwd {what}\n{g['solver']} N={g['n_neurons']}")
         values.append(g["gradient_over_forward"])
     shard = sorted(_ok(records, case="sharding"), key=lambda r: r["k_devices"])
     if shard:

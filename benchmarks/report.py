@@ -117,10 +117,17 @@ def targets(records, ratios) -> list[dict]:
         )
     grads = _ok(records, case="gradient")
     for g in grads:
+        full = g.get("variant") == "log_likelihood"
+        note = ""
+        if full and g["n_neurons"] != TARGET_N:
+            note = f"; target is stated at N={TARGET_N}"
         out.append(
             {
-                "target": "gradient <= 4x forward cost",
-                "measured": f"{g['gradient_over_forward']:.1f}x ({g['variant']}, {g['solver']}, N={g['n_neurons']})",
+                "target": "gradient of the full log-likelihood <= 4x forward"
+                if full
+                else "gradient <= 4x forward cost",
+                "measured": f"{g['gradient_over_forward']:.1f}x ({g['variant']}, {g['solver']}, "
+                f"N={g['n_neurons']}{note})",
                 "met": g["gradient_over_forward"] <= 4,
             }
         )
@@ -151,15 +158,26 @@ def targets(records, ratios) -> list[dict]:
                 "met": None,
             }
         )
-    inf = [r for r in records if r.get("case") == "inference"]
+    inf = [r for r in records if r.get("case") == "inference" and r.get("engine") != "svi"]
     for r in inf:
-        out.append(
-            {
-                "target": "one H100: NUTS fit of the default data, 4,096 neurons, < 10 min",
-                "measured": r.get("reason") or r.get("status"),
-                "met": None if r.get("status") != "ok" else r.get("met"),
-            }
+        target = "one H100: NUTS fit of the default data, 4,096 neurons, < 10 min"
+        if r.get("status") != "ok":
+            measured = r.get("reason") or r.get("error") or r.get("status")
+            out.append({"target": target, "measured": measured, "met": None})
+            continue
+        on_target = r.get("device", {}).get("backend") == "gpu" and r["n_neurons"] >= 4096
+        measured = (
+            f"N={r['n_neurons']}, {r['fit']['chains']} chains x ({r['fit']['warmup']} warmup + "
+            f"{r['fit']['draws']} draws): {r['seconds']:.0f} s, min bulk ESS "
+            f"{r['min_ess_bulk']:.0f} ({r['min_ess_per_s']:.3g}/s), max R-hat {r['max_rhat']:.3f}; "
+            + ("diagnostics passed" if r["diagnostics_passed"] else "did not pass")
         )
+        if not on_target:
+            measured += " (not the target's device or size)"
+            met = None
+        else:
+            met = bool(r["diagnostics_passed"] and r["seconds"] < 600)
+        out.append({"target": target, "measured": measured, "met": met})
     return out
 
 
@@ -217,6 +235,29 @@ def markdown(results: dict) -> str:
             f"| {_fmt(r['gradient']['time_s_min'])} (forward {_fmt(r['forward']['time_s_min'])}) "
             f"| grad/forward = {r['gradient_over_forward']:.1f}x | – | – |"
         )
+    inf = _ok(records, case="inference")
+    if inf:
+        lines += [
+            "",
+            "| inference | N | sizes | wall (s, incl. compile) | min bulk ESS | min ESS/s "
+            "| max R-hat | gradients | verdict |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in inf:
+            f = r["fit"]
+            if r["engine"] == "svi":
+                lines.append(
+                    f"| SVI ({r.get('guide')}) | {r['n_neurons']} | {r['steps']} steps "
+                    f"| {r['seconds']:.0f} | – | – | – | – | loss {r['loss_first']:.4g} -> "
+                    f"{r['loss_final_mean']:.4g} |"
+                )
+            else:
+                lines.append(
+                    f"| NUTS | {r['n_neurons']} | {f['chains']} x ({f['warmup']}+{f['draws']}), "
+                    f"depth {f['max_tree_depth']} | {r['seconds']:.0f} | {r['min_ess_bulk']:.0f} "
+                    f"| {r['min_ess_per_s']:.3g} | {r['max_rhat']:.3f} "
+                    f"| {r['sampled_gradient_evaluations']} | {r['verdict']} |"
+                )
     lines += [
         "",
         "| homeoplast | peer | peer max rel. error | ratio (wall) | ratio (CPU time) |",

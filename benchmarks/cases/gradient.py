@@ -7,14 +7,19 @@ Two measurements:
   ``theta_pop`` (72) and the between-neuron SDs ``sigma`` (6), by reverse mode through
   diffrax (its default RecursiveCheckpointAdjoint), against the value alone. It is NOT the
   likelihood; it isolates the price of differentiating the solve.
-* ``log_likelihood``: the same ratio for the full log-density from
-  ``infer.likelihood.make_log_density`` when the inference engine provides it; otherwise a
-  record says it is not available yet.
+* ``log_likelihood``: the same ratio for the full log joint density of the default fit
+  (``infer.likelihood.make_log_density``: prior + measurements + soft constraints, the
+  function NUTS differentiates), ``jax.jit(log_density)`` (value only) against
+  ``jax.jit(jax.value_and_grad(log_density))`` at the same N, each compiled ahead of time
+  (compile times recorded separately), at the prior medians. The population solve alone
+  (``predictor.levels``) is timed too, to show how much of the log density is ODE work.
+  N comes from ``spec["log_likelihood_n"]``.
 """
 
 from __future__ import annotations
 
 import functools
+import time
 
 from .._env import peak_memory_bytes
 from .._timing import compile_aot, timed
@@ -81,10 +86,83 @@ def run(spec: dict):
     yield from _log_likelihood(spec)
 
 
+def _constrained_values(model, z: dict) -> dict:
+    """Unconstrained latents -> the named values ``model.theta_sigma`` expects."""
+    from infer.model import _from_standard  # the model's own standard-normal -> value map
+
+    c = model.constrain(z)
+    values = {n: _from_standard(n, c[f"raw_{n}"]) for n in model.free}
+    values.update({f"sigma_{n}": c[f"sigma_{n}"] for n in model.sigma_names})
+    return values
+
+
+def _ll_point(spec: dict, n: int) -> dict:
+    """Value versus value-and-gradient of the default fit's log density at N neurons."""
+    import jax
+    import jax.numpy as jnp
+
+    from infer.likelihood import make_log_density
+
+    t0 = time.perf_counter()
+    log_density, z0, fit = make_log_density(neurons=n)
+    setup_s = time.perf_counter() - t0
+    repeats = spec.get("repeats", 3)
+    model = fit.model
+
+    fwd = jax.jit(log_density)
+    grad = jax.jit(jax.value_and_grad(log_density))
+    c_fwd, info_fwd = compile_aot(fwd, z0)
+    t_fwd, val = timed(functools.partial(c_fwd, z0), repeats=repeats)
+    c_grad, info_grad = compile_aot(grad, z0)
+    t_grad, (val_g, g) = timed(functools.partial(c_grad, z0), repeats=repeats)
+    leaves = jax.tree_util.tree_leaves(g)
+    out = {
+        "n_neurons": n,
+        "setup_s": setup_s,
+        "forward": info_fwd | t_fwd,
+        "gradient": info_grad | t_grad,
+        "gradient_over_forward": t_grad["time_s_min"] / t_fwd["time_s_min"],
+        "gradient_over_forward_median": t_grad["time_s_median"] / t_fwd["time_s_median"],
+        "gradient_over_forward_cpu": t_grad["cpu_s_min"] / max(t_fwd["cpu_s_min"], 1e-12),
+        "log_density_at_z0": float(val),
+        "value_matches": bool(jnp.allclose(val, val_g, rtol=1e-8)),
+        "gradient_finite": bool(all(jnp.all(jnp.isfinite(x)) for x in leaves)),
+        "n_gradient_components": int(sum(x.size for x in leaves)),
+        "latents": sorted(z0),
+        "n_measurements": int(fit.problem.n_measurements),
+        "n_constraints": len(fit.problem.constraint_ids),
+        "n_conditions": len(fit.problem.conditions),
+        "n_solved_conditions": len(fit.problem.solved),
+        "conditions": [str(c) for c in fit.problem.conditions],
+        "fit_solver": {
+            "method": fit.config.solver,
+            "rtol": fit.config.rtol,
+            "atol": fit.config.atol,
+            "max_steps": fit.config.max_steps,
+        },
+        "adjoint": "diffrax default (RecursiveCheckpointAdjoint), reverse mode",
+    }
+    if spec.get("solve_only", True):
+        # the population solve alone (the part of the log density that is ODE work)
+        def solve(z):
+            theta, sigma = model.theta_sigma(_constrained_values(model, z))
+            levels, _, _ = model.predictor.levels(theta, sigma)
+            return levels
+
+        c_solve, info_solve = compile_aot(jax.jit(solve), z0)
+        t_solve, _ = timed(functools.partial(c_solve, z0), repeats=repeats)
+        out["solve_only"] = info_solve | t_solve
+        out["solve_share_of_forward"] = t_solve["time_s_min"] / t_fwd["time_s_min"]
+    return out
+
+
 def _log_likelihood(spec: dict):
     base = {
         "case": "gradient",
         "variant": "log_likelihood",
+        "objective": "log joint density of the default fit (infer/configs/default.toml), "
+        "value only vs value and gradient, at the prior medians",
+        "config": "infer/configs/default.toml",
         "solver": spec["solver"],
         "dtype": spec["dtype"],
     }
@@ -96,8 +174,10 @@ def _log_likelihood(spec: dict):
             "reason": f"not available yet: infer.likelihood.make_log_density cannot be imported ({err})",
         }
         return
-    yield base | {
-        "status": "skipped",
-        "reason": "infer.likelihood.make_log_density exists but this harness does not yet know its "
-        "signature; wire it in benchmarks/cases/gradient.py",
-    }
+    for n in spec.get("log_likelihood_n", []):
+        try:
+            point = _ll_point(spec, n)
+            yield base | {"status": "ok"} | point | {"memory": peak_memory_bytes()}
+        except Exception as err:  # noqa: BLE001
+            yield error_record(base | {"n_neurons": n}, err)
+            break
