@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,12 +52,10 @@ from models.exposure import select_condition  # noqa: E402
 from models.priors import sample_prior  # noqa: E402
 from models.sbml import (  # noqa: E402
     OBSERVABLE_PREFIX,
-    RoadRunnerModel,
     SBMLExportError,
     build_document,
     check_document,
     parameter_vector,
-    sbml_values,
     simulate_roadrunner,
     structure_signature,
     to_sbml,
@@ -116,19 +115,41 @@ def exports(draws) -> list[list[str]]:
     ]
 
 
+_ROADRUNNER_WORKER = """
+import pickle, sys
+import numpy as np
+from models.sbml import RoadRunnerModel, sbml_values
+exports, times, selections = pickle.load(sys.stdin.buffer)
+out = []
+for per_condition in exports:
+    model = RoadRunnerModel(per_condition[0], rtol=1e-10, atol=1e-14)
+    out.append([model.simulate(times, values=sbml_values(x), selections=selections)
+                for x in per_condition])
+pickle.dump(np.asarray(out), sys.stdout.buffer)
+"""
+
+
 @pytest.fixture(scope="module")
 def roadrunner_solutions(exports):
-    """[condition, draw, time, state+observable] from libroadrunner / CVODE."""
-    out = []
-    for per_condition in exports:
-        model = RoadRunnerModel(per_condition[0], rtol=1e-10, atol=1e-14)
-        out.append(
-            [
-                model.simulate(TIMES, values=sbml_values(x), selections=SELECTIONS)
-                for x in per_condition
-            ]
-        )
-    return np.asarray(out)
+    """[condition, draw, time, state+observable] from libroadrunner / CVODE.
+
+    Runs in a fresh Python process: libroadrunner's LLVM JIT has crashed (segfault in
+    RoadRunner.__init__) inside a test process where XLA had already compiled many programs.
+    """
+    import pickle
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _ROADRUNNER_WORKER],
+        input=pickle.dumps((exports, np.asarray(TIMES), list(SELECTIONS))),
+        capture_output=True,
+        timeout=600,
+        check=False,
+        cwd=str(Path(__file__).resolve().parents[1]),
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    return pickle.loads(done.stdout)
 
 
 # --------------------------------------------------------------------------- export
