@@ -56,7 +56,6 @@ from models.sbml import (  # noqa: E402
     build_document,
     check_document,
     parameter_vector,
-    simulate_roadrunner,
     structure_signature,
     to_sbml,
     write_sbml,
@@ -118,20 +117,27 @@ def exports(draws) -> list[list[str]]:
 _ROADRUNNER_WORKER = """
 import pickle, sys
 import numpy as np
-from models.sbml import RoadRunnerModel, sbml_values
+from models.sbml import RoadRunnerModel, sbml_values, simulate_roadrunner
 exports, times, selections = pickle.load(sys.stdin.buffer)
-out = []
+batch = []
 for per_condition in exports:
     model = RoadRunnerModel(per_condition[0], rtol=1e-10, atol=1e-14)
-    out.append([model.simulate(times, values=sbml_values(x), selections=selections)
-                for x in per_condition])
-pickle.dump(np.asarray(out), sys.stdout.buffer)
+    batch.append([model.simulate(times, values=sbml_values(x), selections=selections)
+                  for x in per_condition])
+result = {
+    "batch": np.asarray(batch),
+    "fresh": np.asarray([simulate_roadrunner(pc[-1], times, selections=selections)
+                         for pc in exports]),
+    "full": simulate_roadrunner(exports[0][0], times),
+    "part": simulate_roadrunner(exports[0][0], times[3:]),
+}
+pickle.dump(result, sys.stdout.buffer)
 """
 
 
 @pytest.fixture(scope="module")
-def roadrunner_solutions(exports):
-    """[condition, draw, time, state+observable] from libroadrunner / CVODE.
+def roadrunner_runs(exports):
+    """Every libroadrunner computation of this module (CVODE), in one fresh process.
 
     Runs in a fresh Python process: libroadrunner's LLVM JIT has crashed (segfault in
     RoadRunner.__init__) inside a test process where XLA had already compiled many programs.
@@ -150,6 +156,12 @@ def roadrunner_solutions(exports):
     )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     return pickle.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def roadrunner_solutions(roadrunner_runs):
+    """[condition, draw, time, state+observable] from the compile-once re-runs."""
+    return roadrunner_runs["batch"]
 
 
 # --------------------------------------------------------------------------- export
@@ -293,17 +305,17 @@ def test_roadrunner_reproduces_jax(jax_solutions, roadrunner_solutions):
     )
 
 
-def test_roadrunner_rerun_equals_fresh_load(exports, roadrunner_solutions):
+def test_roadrunner_rerun_equals_fresh_load(exports, roadrunner_runs):
     """The compile-once re-run is the same as simulating each draw's own file."""
     for c, per_condition in enumerate(exports):
         signature = structure_signature(per_condition[0])
         assert all(structure_signature(x) == signature for x in per_condition[1:])
-        fresh = simulate_roadrunner(per_condition[-1], TIMES, selections=SELECTIONS)
-        np.testing.assert_allclose(fresh, roadrunner_solutions[c, -1], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(
+            roadrunner_runs["fresh"][c], roadrunner_runs["batch"][c, -1], rtol=1e-12, atol=1e-15
+        )
 
 
-def test_simulate_roadrunner_times_need_not_start_at_zero(exports):
-    full = simulate_roadrunner(exports[0][0], TIMES)
-    part = simulate_roadrunner(exports[0][0], TIMES[3:])
+def test_simulate_roadrunner_times_need_not_start_at_zero(roadrunner_runs):
+    full, part = roadrunner_runs["full"], roadrunner_runs["part"]
     assert full.shape == (len(TIMES), len(PATHWAY.species_names))
     np.testing.assert_allclose(part, full[3:], rtol=1e-9, atol=1e-13)
