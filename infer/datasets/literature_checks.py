@@ -41,6 +41,20 @@ def _records(df: pd.DataFrame, key: str) -> dict[str, dict]:
     return {r[key]: r for r in df.to_dict("records")}
 
 
+def _literature_row(rc: RowChecks, i: int, literature_id, table: dict, kind: str):
+    """The literature row a curated row points to, or None (reported) if it is no ``kind`` row."""
+    if literature_id in table and table[literature_id]["kind"] == kind:
+        return table[literature_id]
+    rc.add(
+        "unknown_reference",
+        i,
+        "literatureId",
+        f"{literature_id!r} is not a '{kind}' row of the literature table",
+        f"use the id of a kind={kind} row",
+    )
+    return None
+
+
 def check_source_matches(rc, i, source_id, lit_row, sources: dict[str, dict]) -> None:
     if source_id in sources:
         s = sources[source_id]
@@ -71,16 +85,9 @@ def check_measurement_drift(
                 "user digitisations belong in data/digitised/ (use `data import-wpd`)",
             )
             continue
-        if row.literatureId not in table or table[row.literatureId]["kind"] != "data":
-            rc.add(
-                "unknown_reference",
-                i,
-                "literatureId",
-                f"{row.literatureId!r} is not a 'data' row of the literature table",
-                "use the id of a kind=data row",
-            )
+        lit_row = _literature_row(rc, i, row.literatureId, table, "data")
+        if lit_row is None:
             continue
-        lit_row = table[row.literatureId]
         if not _same_number(row.measurement, lit_row["value"]):
             rc.add(
                 "drift",
@@ -115,16 +122,9 @@ def check_constraint_links(
     table = _records(lit, "id")
     sources = _records(sources, "sourceId")
     for i, row in enumerate(df.itertuples(index=False), start=2):
-        if row.literatureId not in table or table[row.literatureId]["kind"] != "qualitative":
-            rc.add(
-                "unknown_reference",
-                i,
-                "literatureId",
-                f"{row.literatureId!r} is not a 'qualitative' row of the literature table",
-                "use the id of a kind=qualitative row",
-            )
+        lit_row = _literature_row(rc, i, row.literatureId, table, "qualitative")
+        if lit_row is None:
             continue
-        lit_row = table[row.literatureId]
         if row.confidence != lit_row["confidence"] or row.time_stated != lit_row["time"]:
             rc.add(
                 "drift",
@@ -142,16 +142,9 @@ def check_prior_drift(
     table = _records(lit, "id")
     sources = _records(sources, "sourceId")
     for i, row in enumerate(df.itertuples(index=False), start=2):
-        if row.literatureId not in table or table[row.literatureId]["kind"] != "prior":
-            rc.add(
-                "unknown_reference",
-                i,
-                "literatureId",
-                f"{row.literatureId!r} is not a 'prior' row of the literature table",
-                "use the id of a kind=prior row",
-            )
+        lit_row = _literature_row(rc, i, row.literatureId, table, "prior")
+        if lit_row is None:
             continue
-        lit_row = table[row.literatureId]
         for col, lcol in _PRIOR_VERBATIM.items():
             if getattr(row, col) != lit_row[lcol]:
                 rc.add(
