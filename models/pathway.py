@@ -322,7 +322,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "from MD01 (PP2A kcat 0.47 1/s) and EF09 (p-eEF2 falls within 0.5-1 h).",
         _EEF2,
         scale=1.0,
-        source="EF09",
+        source=None,
     ),
     _frac("pE0", 0.5, "Baseline p-eEF2 fraction in a dendrite at rest. Assumed.", _EEF2),
     _gain(
@@ -342,7 +342,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         _EEF2,
         scale=0.7,
         bounds=(0.0, 2.0),
-        source="MD01",
+        source=None,
     ),
     # ---------------------------------------------------------------- BDNF / TrkB / Akt
     _rate(
@@ -388,7 +388,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         bounds=(0.0, 3.0),
     ),
     _frac("f_ab", 0.9, "Fraction of BDNF neutralised by an anti-BDNF antibody. Assumed.", _BDNF),
-    _frac("pAkt0", 0.1, "Baseline active Akt fraction. Assumed.", _BDNF, source="FS-DIJ05-0"),
+    _frac("pAkt0", 0.1, "Baseline active Akt fraction. Assumed.", _BDNF, source=None),
     # ---------------------------------------------------------------- GABABR switch
     _rate(
         "k_Y",
@@ -397,7 +397,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "neuronal protein half-lives span <1 to >20 d (TO02).",
         _GABAB,
         scale=1.5,
-        source="TO02",
+        source=None,
     ),
     _frac(
         "f_Ystab",
@@ -405,7 +405,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "Maximal slowing of 14-3-3eta degradation by NMDAR block (GB19). "
         "Needs FMRP (genotype gate).",
         _GABAB,
-        source="GB19",
+        source=None,
     ),
     _frac("c0", 0.8, "GIRK-coupled fraction of GABABR at rest, wild type.", _GABAB),
     _frac(
@@ -414,7 +414,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "GIRK-coupled fraction of GABABR at rest in Fmr1 KO (baclofen response "
         "already non-negative in Fmr1 KO, GB03).",
         _GABAB,
-        source="GB03",
+        source=None,
     ),
     _gain(
         "h_Y",
@@ -425,7 +425,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         bounds=(0.25, 8.0),
     ),
     _rate(
-        "k_G", 0.05, "GABABR protein turnover rate. Wide (TO02).", _GABAB, scale=1.5, source="TO02"
+        "k_G", 0.05, "GABABR protein turnover rate. Wide (TO02).", _GABAB, scale=1.5, source=None
     ),
     _gain(
         "g_FG",
@@ -457,7 +457,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         0.2,
         "Fraction of resting mTORC1 drive that comes from GABABR (vs TrkB/Akt); GB20.",
         _MTOR,
-        source="GB20",
+        source=None,
     ),
     _frac("f_rapa", 0.9, "Inhibition of mTORC1 by rapamycin. Assumed.", _MTOR),
     _rate(
@@ -474,7 +474,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "p70S6K phosphorylation relaxation rate. MD02 gives mTORC1->S6K kcat 0.06 1/s.",
         _MTOR,
         scale=1.0,
-        source="MD02",
+        source=None,
     ),
     _frac("pS6K0", 0.2, "Baseline p-p70S6K fraction. Assumed.", _MTOR),
     _rate("k_4E", 6.0, "4E-BP1 phosphorylation relaxation rate. Assumed.", _MTOR, scale=1.0),
@@ -562,7 +562,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "Homeostatic scaling rate (unitary strength doubles in 1-2 d of activity block, HS02).",
         _SPINE,
         scale=1.0,
-        source="HS02",
+        source=None,
         het=True,
     ),
     _gain(
@@ -964,6 +964,10 @@ OBSERVABLES: tuple[Observable, ...] = (
 PRIOR_ROWS_NOT_USED: dict[str, str] = {
     "PK01": "in vitro IC50 (0.71 uM, -70 mV); the model's effect site is in vivo, so "
     "ic50_ketamine uses the in vivo unbound value PK04 (PK01 lies 2.3 prior SDs below its median)",
+    "MD01": "Jain & Bhalla 2009 eEF2K/PP2A/S6K constants: order-of-magnitude guidance for k_pE "
+    "and g_fb (cited in their docs); the defaults are not computed from them",
+    "MD02": "Jain & Bhalla 2009 TrkB and mTORC1->S6K constants: guidance for K_T and k_S6K "
+    "(cited in their docs); the defaults are not computed from them",
     "PK02": "ketamine kon/koff: block equilibrates in seconds, so it is quasi-steady (no rate "
     "parameter)",
     "PK08": "rat brain:plasma ratio 6.5: the model lumps dose-to-effect-site exposure into "
