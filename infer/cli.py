@@ -94,7 +94,7 @@ def _add_simulate(sub) -> None:
 
 
 # Sub-commands implemented in their own modules, each exposing ``register(subparsers)``.
-_PLUGINS = ("infer.datasets.cli", "infer.sbml_cli", "infer.fit_cli")
+_PLUGINS = ("infer.datasets.cli", "infer.sbml_cli", "infer.fit_cli", "infer.sbc_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

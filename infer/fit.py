@@ -75,13 +75,18 @@ class Fit:
     model: PopulationModel
 
     @classmethod
-    def create(cls, config: FitConfig, problem: FitProblem | None = None) -> Fit:
+    def create(
+        cls,
+        config: FitConfig,
+        problem: FitProblem | None = None,
+        *,
+        generative_only: bool = False,
+    ) -> Fit:
         problem = problem or load_problem(config)
         z = draw_z(config.neurons, config.seed)
         predictor = PopulationPredictor(problem, z, solver_config(config))
-        return cls(
-            config=config, problem=problem, model=PopulationModel(problem, config, predictor)
-        )
+        model = PopulationModel(problem, config, predictor, generative_only=generative_only)
+        return cls(config=config, problem=problem, model=model)
 
 
 def _git_commit() -> str:

@@ -54,8 +54,19 @@ def _from_standard(name: str, u):
 class PopulationModel:
     """Callable NumPyro model bound to a problem, a config and a population of neurons."""
 
-    def __init__(self, problem: FitProblem, config: FitConfig, predictor: PopulationPredictor):
+    def __init__(
+        self,
+        problem: FitProblem,
+        config: FitConfig,
+        predictor: PopulationPredictor,
+        *,
+        generative_only: bool = False,
+    ):
+        """``generative_only`` keeps only the terms data can be simulated from (the Normal
+        likelihood of the measurements): the one-sided spread bound and the soft qualitative
+        constraints are dropped. Simulation-based calibration needs exactly that."""
         self.problem = problem
+        self.generative_only = generative_only
         self.config = config
         self.predictor = predictor
         self.free = config.free
@@ -66,6 +77,7 @@ class PopulationModel:
         self.base_theta = default_theta()
         self.scale_names = tuple(f"scale_{g}" for g in problem.scale_groups)
         self._potential = None
+        self._potential_gen = None
         self._structure_only = False
         self._predict_batch = None
 
@@ -96,6 +108,29 @@ class PopulationModel:
                 jax.jit(jax.value_and_grad(info.potential_fn)),
             )
         return self._potential
+
+    def potential_gen(self):
+        """(potential_fn_gen, z at the prior medians): ``potential_fn_gen(obs_values)`` is the
+        potential with the observed values as an argument, so one compiled program serves
+        many simulated datasets (simulation-based calibration, parameter recovery)."""
+        if self._potential_gen is None:
+            import jax
+            from numpyro.infer import init_to_value
+            from numpyro.infer.util import initialize_model
+
+            self._structure_only = True
+            try:
+                info = initialize_model(
+                    jax.random.PRNGKey(0),
+                    self,
+                    model_args=(jnp.asarray(self.problem.values),),
+                    dynamic_args=True,
+                    init_strategy=init_to_value(values=self.median_values()),
+                )
+            finally:
+                self._structure_only = False
+            self._potential_gen = (info.potential_fn, info.param_info.z)
+        return self._potential_gen
 
     def latent_distribution(self, name: str):
         if name.startswith("raw_"):
@@ -200,7 +235,9 @@ class PopulationModel:
             )
         return theta, sigma
 
-    def __call__(self, observed: bool = True):
+    def __call__(self, obs_values=None, observed: bool = True):
+        """``obs_values`` replaces the problem's observed values (same measurements);
+        ``observed=False`` samples them instead (predictive)."""
         p = self.problem
         values = {}
         for name in self.free:
@@ -236,8 +273,10 @@ class PopulationModel:
         numpyro.sample(
             "obs",
             dist.Normal(pred, jnp.asarray(p.obs_sd)),
-            obs=jnp.asarray(p.values) if observed else None,
+            obs=(jnp.asarray(p.values) if obs_values is None else obs_values) if observed else None,
         )
+        if self.generative_only:
+            return
         # Per-cell spread: the observed between-cell SD (SEM*sqrt(n)) also contains measurement
         # noise, so it bounds the model's between-neuron SD from above (one-sided probit).
         has = np.isfinite(p.m_spread_sd)

@@ -41,6 +41,9 @@ class SolverConfig:
     max_steps: int = 16384
     pcoeff: float = 0.0
     icoeff: float = 1.0
+    adjoint: diffrax.AbstractAdjoint = dataclasses.field(
+        default_factory=diffrax.RecursiveCheckpointAdjoint
+    )
 
     def controller(self, jump_ts) -> diffrax.AbstractStepSizeController:
         pid = diffrax.PIDController(
@@ -87,6 +90,7 @@ def solve_neuron(
         saveat=diffrax.SaveAt(ts=ts),
         stepsize_controller=config.controller(jnp.reshape(cond.t_off, (1,)).astype(ts.dtype)),
         max_steps=config.max_steps,
+        adjoint=config.adjoint,
         throw=False,
     )
     ok = (sol.result == diffrax.RESULTS.successful) & jnp.all(jnp.isfinite(sol.ys))

@@ -1,0 +1,259 @@
+"""Simulation-based calibration (Talts et al. 2018) and parameter recovery.
+
+Both draw "true" latent values, simulate a dataset from the population model's own likelihood
+(the same measurements, conditions, times, SDs and virtual neurons as a real fit), and fit each
+simulated dataset with NUTS. Many datasets are fitted in ONE compiled program: the potential
+takes the observed values as an argument and numpyro's functional NUTS kernel is vmapped over
+datasets (each dataset has its own step-size and mass-matrix adaptation).
+
+SBC needs a generative likelihood, so the model runs with ``generative_only=True`` (the
+one-sided spread bound and the soft qualitative constraints have no simulator and are left
+out). Truth draws whose simulation fails are redrawn; the calibrated prior is then the prior
+restricted to solvable parameters, and the number redrawn is reported.
+
+Rank statistic: for each latent (on its constrained scale) the number of thinned posterior
+draws below the truth, in 0..L. Under calibration the ranks are uniform; the test is a chi-square
+over ``bins`` equal-width bins per latent, with a Bonferroni-corrected verdict over latents.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import stats
+
+from .config import FitConfig
+from .fit import Fit
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SBCSettings:
+    """The reduced setting of the calibration run (documented in docs/validation/sbc.md)."""
+
+    datasets: tuple[str, ...] = ("dijkhuizen2005_akt", "wolfe2016_fig5ac")
+    free: tuple[str, ...] = ("K_T", "bdnf_ref_nM", "g_FG")
+    neurons: int = 2
+    simulations: int = 100
+    warmup: int = 150
+    draws: int = 198  # with thin 2: L = 99 draws, 100 possible ranks, 10 bins of 10
+    thin: int = 2  # L = draws / thin posterior draws per dataset enter the rank
+    max_tree_depth: int = 5
+    target_accept: float = 0.85
+    batch: int = 25  # datasets per vmapped NUTS program (the last batch is padded)
+    bins: int = 10
+    seed: int = 0
+    rtol: float = 1e-5
+    atol: float = 1e-8
+
+    def __post_init__(self) -> None:
+        for key in ("neurons", "simulations", "draws", "thin", "batch", "bins", "max_tree_depth"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"SBCSettings.{key} must be a positive integer, got {value!r}")
+        if not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ValueError(
+                f"SBCSettings.warmup must be a non-negative integer, got {self.warmup}"
+            )
+        if self.draws % self.thin:
+            raise ValueError(f"SBCSettings.draws ({self.draws}) must be a multiple of thin")
+        if (self.draws // self.thin + 1) % self.bins:
+            raise ValueError(
+                f"SBCSettings: the {self.draws // self.thin + 1} possible ranks (draws/thin + 1) "
+                f"must split into bins={self.bins} equal bins"
+            )
+
+    @property
+    def n_ranks(self) -> int:
+        return self.draws // self.thin + 1
+
+    def fit_config(self) -> FitConfig:
+        return FitConfig(
+            neurons=self.neurons,
+            seed=self.seed,
+            free=self.free,
+            datasets=self.datasets,
+            include_constraints=False,
+            solver="tsit5",
+            rtol=self.rtol,
+            atol=self.atol,
+            max_tree_depth=self.max_tree_depth,
+            target_accept=self.target_accept,
+        )
+
+
+def generative_fit(config: FitConfig) -> Fit:
+    """A Fit whose model has only simulable likelihood terms."""
+    return Fit.create(config, generative_only=True)
+
+
+class BatchedNUTS:
+    """NUTS over many datasets at once: ``run(obs [S, M], key) -> draws``, compiled once per
+    (model, batch size, warmup, draws)."""
+
+    def __init__(
+        self,
+        model,
+        *,
+        warmup: int,
+        draws: int,
+        thin: int = 1,
+        max_tree_depth: int = 6,
+        target_accept: float = 0.85,
+    ):
+        from numpyro.infer.hmc import hmc
+
+        self.model = model
+        potential_gen, z0 = model.potential_gen()
+        init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
+        self.names = tuple(z0)
+        total = warmup + draws
+
+        def one(obs, key):
+            state = init_kernel(
+                z0,
+                warmup,
+                target_accept_prob=target_accept,
+                max_tree_depth=max_tree_depth,
+                model_args=(obs,),
+                rng_key=key,
+            )
+
+            def step(state, _):
+                state = sample_kernel(state, model_args=(obs,))
+                return state, (state.z, state.diverging, state.num_steps, state.accept_prob)
+
+            _, (zs, div, n_steps, acc) = jax.lax.scan(step, state, None, length=total)
+            keep = slice(warmup + thin - 1, total, thin)
+            return {
+                "z": jax.tree_util.tree_map(lambda a: a[keep], zs),
+                "diverging": jnp.sum(div[warmup:]),
+                "mean_steps": jnp.mean(n_steps[warmup:]),
+                "max_steps": jnp.max(n_steps[warmup:]),
+                "accept": jnp.mean(acc[warmup:]),
+            }
+
+        self._run = jax.jit(jax.vmap(one))
+
+    def run(self, obs, key) -> dict:
+        obs = jnp.asarray(obs)
+        keys = jax.random.split(key, obs.shape[0])
+        out = jax.device_get(self._run(obs, keys))
+        latent = self.model.constrain(out.pop("z"))  # vectorised bijections
+        return {"latent": {k: np.asarray(v) for k, v in latent.items()}, **out}
+
+
+def simulate_datasets(model, key, n: int, *, max_rounds: int = 20) -> dict:
+    """n truth draws from the prior with a dataset simulated from each (failed solves are
+    redrawn). Returns ``{"latent": {name: [n]}, "obs": [n, M], "redrawn": int}``."""
+    predict = model.predictive()
+    latents, obs, redrawn = [], [], 0
+    have = 0
+    for round_ in range(max_rounds):
+        k_prior, k_sim, key = jax.random.split(jax.random.fold_in(key, round_), 3)
+        want = n - have
+        draw = model.sample_prior_latents(k_prior, want)
+        out = predict(draw, k_sim)
+        good = (np.asarray(out["n_failed"]) == 0) & np.all(np.isfinite(out["obs"]), axis=1)
+        redrawn += int((~good).sum())
+        latents.append({k: np.asarray(v)[good] for k, v in draw.items()})
+        obs.append(np.asarray(out["obs"])[good])
+        have += int(good.sum())
+        if have >= n:
+            break
+    if have < n:
+        raise RuntimeError(
+            f"only {have} of {n} prior draws could be simulated after {max_rounds} rounds "
+            f"({redrawn} failed); tighten the priors or the reduced setting"
+        )
+    latent = {k: np.concatenate([d[k] for d in latents])[:n] for k in latents[0]}
+    return {"latent": latent, "obs": np.concatenate(obs)[:n], "redrawn": redrawn}
+
+
+def ranks(truth: dict, draws: dict) -> dict:
+    """Rank of each truth among its dataset's posterior draws: ``{name: [S]}`` in 0..L."""
+    return {
+        k: np.sum(np.asarray(draws[k]) < np.asarray(truth[k])[:, None], axis=1).astype(int)
+        for k in truth
+    }
+
+
+def uniformity(rank: np.ndarray, n_ranks: int, bins: int) -> dict:
+    """Chi-square test of uniform ranks over ``bins`` equal bins (n_ranks divisible by bins)."""
+    counts = np.bincount(np.asarray(rank) * bins // n_ranks, minlength=bins)
+    expected = len(rank) / bins
+    chi2 = float(np.sum((counts - expected) ** 2 / expected))
+    return {
+        "counts": counts.tolist(),
+        "chi2": chi2,
+        "p_value": float(stats.chi2.sf(chi2, bins - 1)),
+    }
+
+
+def run_sbc(settings: SBCSettings, *, progress: bool = True, fit: Fit | None = None) -> dict:
+    """The whole calibration: simulate, fit every dataset, rank, test. Returns a JSON-able
+    dict (settings, timings, per-latent ranks and tests, sampler diagnostics)."""
+    fit = fit or generative_fit(settings.fit_config())
+    model = fit.model
+    key = jax.random.PRNGKey(settings.seed)
+    k_sim, k_fit = jax.random.split(key)
+    t0 = time.perf_counter()
+    sim = simulate_datasets(model, k_sim, settings.simulations)
+    t_sim = time.perf_counter() - t0
+    nuts = BatchedNUTS(
+        model,
+        warmup=settings.warmup,
+        draws=settings.draws,
+        thin=settings.thin,
+        max_tree_depth=settings.max_tree_depth,
+        target_accept=settings.target_accept,
+    )
+    parts = []
+    t1 = time.perf_counter()
+    for start in range(0, settings.simulations, settings.batch):
+        obs = sim["obs"][start : start + settings.batch]
+        m = len(obs)
+        padded = np.concatenate([obs, np.repeat(obs[-1:], settings.batch - m, axis=0)])
+        out = nuts.run(padded, jax.random.fold_in(k_fit, start))
+        parts.append(jax.tree_util.tree_map(lambda a, m=m: np.asarray(a)[:m], out))
+        if progress:
+            print(
+                f"  SBC datasets {start + m}/{settings.simulations}: "
+                f"{time.perf_counter() - t1:.0f} s",
+                flush=True,
+            )
+    t_nuts = time.perf_counter() - t1
+    draws = {k: np.concatenate([p["latent"][k] for p in parts]) for k in parts[0]["latent"]}
+    diag = {
+        k: np.concatenate([np.atleast_1d(p[k]) for p in parts])
+        for k in ("diverging", "mean_steps", "max_steps", "accept")
+    }
+    rk = ranks(sim["latent"], draws)
+    tests = {k: uniformity(v, settings.n_ranks, settings.bins) for k, v in rk.items()}
+    alpha = 0.01
+    threshold = alpha / len(tests)
+    return {
+        "settings": dataclasses.asdict(settings),
+        "latents": list(rk),
+        "measurements": list(fit.problem.measurement_ids),
+        "n_solved_conditions": int(len(fit.problem.solved)),
+        "seconds_simulate": round(t_sim, 1),
+        "seconds_nuts": round(t_nuts, 1),
+        "redrawn_truths": sim["redrawn"],
+        "ranks": {k: v.tolist() for k, v in rk.items()},
+        "tests": tests,
+        "alpha": alpha,
+        "bonferroni_threshold": threshold,
+        "calibrated": bool(all(t["p_value"] > threshold for t in tests.values())),
+        "divergent_transitions": int(diag["diverging"].sum()),
+        "datasets_with_divergences": int((diag["diverging"] > 0).sum()),
+        "mean_leapfrog_steps": float(diag["mean_steps"].mean()),
+        "max_leapfrog_steps": int(diag["max_steps"].max()),
+        "mean_accept": float(diag["accept"].mean()),
+        "truth": {k: np.asarray(v).tolist() for k, v in sim["latent"].items()},
+        "posterior_mean": {k: v.mean(axis=1).tolist() for k, v in draws.items()},
+        "posterior_sd": {k: v.std(axis=1).tolist() for k, v in draws.items()},
+    }
