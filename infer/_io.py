@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -42,3 +43,21 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def write_report_dir(
+    out_dir: str | os.PathLike,
+    stem: str,
+    result: dict,
+    plot: Callable[[dict, Path], dict[str, str]],
+    render: Callable[[dict, dict[str, str]], str],
+) -> Path:
+    """Write ``{stem}.json`` (the result), the figures ``plot(result, dir)`` makes and the
+    markdown ``render(result, figures)`` into ``out_dir``, replacing it whole, all or nothing.
+    Returns the markdown's path."""
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        (tmp / f"{stem}.json").write_text(json.dumps(result, indent=1))
+        figures = plot(result, tmp)
+        (tmp / f"{stem}.md").write_text(render(result, figures))
+    return out_dir / f"{stem}.md"

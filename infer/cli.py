@@ -1,7 +1,8 @@
 """The homeoplast command line (``python -m infer`` or ``homeoplast``).
 
 Sub-commands: ``simulate`` (population simulation to tidy CSV and a figure), ``data``
-(datasets), ``export-sbml``, ``fit``, ``diagnose``, ``plot``, ``predict`` and ``demo``.
+(datasets), ``export-sbml``, ``fit``, ``diagnose``, ``plot``, ``predict``, ``demo``, and the
+validation commands ``sbc``, ``sbc-report`` and ``identify``.
 """
 
 from __future__ import annotations
@@ -94,7 +95,13 @@ def _add_simulate(sub) -> None:
 
 
 # Sub-commands implemented in their own modules, each exposing ``register(subparsers)``.
-_PLUGINS = ("infer.datasets.cli", "infer.sbml_cli", "infer.fit_cli", "infer.sbc_cli")
+_PLUGINS = (
+    "infer.datasets.cli",
+    "infer.sbml_cli",
+    "infer.fit_cli",
+    "infer.sbc_cli",
+    "infer.identify_cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

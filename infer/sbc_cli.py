@@ -1,16 +1,16 @@
-"""``python -m infer sbc``: run simulation-based calibration, write the results JSON."""
+"""``python -m infer sbc`` (run simulation-based calibration and write its report) and
+``python -m infer sbc-report`` (re-render the report from a saved results JSON)."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 
 from .cli import CLIError, _setup_jax
 
 
 def cmd_sbc(args) -> int:
-    from ._io import atomic_path
     from .sbc import SBCSettings, run_sbc
+    from .sbc_report import write_report
 
     changes = {
         k: getattr(args, k)
@@ -22,19 +22,39 @@ def cmd_sbc(args) -> int:
     except ValueError as err:
         raise CLIError(str(err)) from None
     _setup_jax("cpu")
+    import jax
+
     result = run_sbc(settings, progress=not args.quiet)
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(json.dumps(result, indent=1))
+    result["device"] = str(jax.devices()[0])
+    path = write_report(result, args.out)
     verdict = "holds" if result["calibrated"] else "FAILS"
-    print(f"wrote {args.out}: calibration {verdict} ({settings.simulations} datasets)")
+    print(f"wrote {path}: calibration {verdict} ({settings.simulations} datasets)")
+    return 0
+
+
+def cmd_sbc_report(args) -> int:
+    from .sbc_report import load_result, write_report
+
+    try:
+        result = load_result(args.results)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+    print(f"wrote {write_report(result, args.out)}")
     return 0
 
 
 def register(sub) -> None:
     p = sub.add_parser("sbc", help="simulation-based calibration of the reduced population model")
-    p.add_argument("--out", required=True, help="results JSON to write")
+    p.add_argument(
+        "--out", required=True, help="report directory to write (sbc.json, sbc.md, figures)"
+    )
     p.add_argument("--simulations", type=int, help="number of simulated datasets")
     p.add_argument("--batch", type=int, help="datasets per vmapped NUTS program")
     p.add_argument("--seed", type=int)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_sbc)
+
+    p = sub.add_parser("sbc-report", help="re-render an SBC report from its sbc.json")
+    p.add_argument("results", help="sbc.json written by 'sbc'")
+    p.add_argument("--out", required=True, help="report directory to write")
+    p.set_defaults(func=cmd_sbc_report)
