@@ -64,6 +64,11 @@ class FitConfig:
     rtol: float = 1e-5
     atol: float = 1e-8
     max_steps: int = 8192
+    # Reverse-mode checkpoints of each solve (diffrax RecursiveCheckpointAdjoint); 0 keeps
+    # diffrax's default (about log2(max_steps), with recomputation). At least the number of
+    # steps of the longest solve stores every step and recomputes none: a cheaper gradient,
+    # for memory of about checkpoints x (states x output times) x lanes.
+    adjoint_checkpoints: int = 0
     engine: str = "nuts"
     chains: int = 2
     warmup: int = 200
@@ -104,8 +109,10 @@ class FitConfig:
             "max_tree_depth",
         ):
             positive_int(key, getattr(self, key))
-        if not isinstance(self.warmup, int) or self.warmup < 0:
-            raise ConfigError(f"warmup must be a non-negative integer, got {self.warmup!r}")
+        for key in ("warmup", "adjoint_checkpoints"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{key} must be a non-negative integer, got {value!r}")
         if self.solver not in _SOLVERS:
             raise ConfigError(f"solver.method must be one of {_SOLVERS}, got {self.solver!r}")
         if self.engine not in _ENGINES:
@@ -150,7 +157,7 @@ class FitConfig:
         """The config as TOML text (stored beside results and in the InferenceData attrs)."""
         sections = {
             "population": ("neurons", "seed", "free", "sigma_prior_scale"),
-            "solver": ("solver", "rtol", "atol", "max_steps"),
+            "solver": ("solver", "rtol", "atol", "max_steps", "adjoint_checkpoints"),
             "engine": (
                 "engine",
                 "chains",

@@ -38,7 +38,11 @@ def solver_config(config: FitConfig) -> SolverConfig:
         "kvaerno5": diffrax.Kvaerno5,
     }[config.solver]()
     return SolverConfig(
-        solver=solver, rtol=config.rtol, atol=config.atol, max_steps=config.max_steps
+        solver=solver,
+        rtol=config.rtol,
+        atol=config.atol,
+        max_steps=config.max_steps,
+        adjoint=diffrax.RecursiveCheckpointAdjoint(checkpoints=config.adjoint_checkpoints or None),
     )
 
 

@@ -14,22 +14,39 @@ def cmd_sbc(args) -> int:
 
     changes = {
         k: getattr(args, k)
-        for k in ("simulations", "batch", "seed")
+        for k in ("simulations", "batch", "bins", "seed")
         if getattr(args, k) is not None
     }
     try:
         settings = dataclasses.replace(SBCSettings(), **changes)
     except ValueError as err:
         raise CLIError(str(err)) from None
+    if args.devices is not None:
+        if args.devices < 1 or settings.batch % args.devices:
+            raise CLIError(
+                f"--devices must be >= 1 and divide the batch ({settings.batch}), "
+                f"got {args.devices}"
+            )
+        _force_host_devices(args.devices)
     _setup_jax("cpu")
     import jax
 
     result = run_sbc(settings, progress=not args.quiet)
-    result["device"] = str(jax.devices()[0])
+    result["device"] = (
+        f"{len(jax.devices())} x {jax.devices()[0].device_kind} (XLA {jax.devices()[0].platform})"
+    )
     path = write_report(result, args.out)
     verdict = "holds" if result["calibrated"] else "FAILS"
     print(f"wrote {path}: calibration {verdict} ({settings.simulations} datasets)")
     return 0
+
+
+def _force_host_devices(k: int) -> None:
+    """Expose k XLA host devices (read when JAX's CPU backend starts, so before any use)."""
+    import os
+
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "host_platform_device" not in f]
+    os.environ["XLA_FLAGS"] = " ".join([*flags, f"--xla_force_host_platform_device_count={k}"])
 
 
 def cmd_sbc_report(args) -> int:
@@ -50,7 +67,11 @@ def register(sub) -> None:
     )
     p.add_argument("--simulations", type=int, help="number of simulated datasets")
     p.add_argument("--batch", type=int, help="datasets per vmapped NUTS program")
+    p.add_argument("--bins", type=int, help="rank-histogram bins (must divide draws/thin + 1)")
     p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--devices", type=int, help="CPU host devices to split each batch over (e.g. the cores)"
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_sbc)
 

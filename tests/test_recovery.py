@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-REPLICATES = 6  # independent synthetic datasets from the same truth
+REPLICATES = 4  # independent synthetic datasets from the same truth
 CHAINS = 2  # per dataset
 INFORMED = 0.5  # contraction 1 - var(post)/var(prior) above which a latent counts as informed
 MIN_ESS = 100
@@ -50,7 +50,7 @@ def test_nuts_recovers_known_parameters_of_the_reduced_population_model():
     )
     assert np.all(sim["n_failed"] == 0) and np.all(np.isfinite(sim["obs"]))
 
-    nuts = BatchedNUTS(model, warmup=200, draws=300, max_tree_depth=6)
+    nuts = BatchedNUTS(model, warmup=150, draws=200, max_tree_depth=5)
     out = nuts.run(np.repeat(sim["obs"], CHAINS, axis=0), jax.random.PRNGKey(12))
     assert int(out["diverging"].sum()) == 0, "divergent transitions in a recovery fit"
 

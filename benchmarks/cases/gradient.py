@@ -13,7 +13,9 @@ Two measurements:
   ``jax.jit(jax.value_and_grad(log_density))`` at the same N, each compiled ahead of time
   (compile times recorded separately), at the prior medians. The population solve alone
   (``predictor.levels``) is timed too, to show how much of the log density is ODE work.
-  N comes from ``spec["log_likelihood_n"]``.
+  N comes from ``spec["log_likelihood_n"]``; ``spec["adjoint_checkpoints"]`` (a list) repeats
+  each N with those reverse-mode checkpoint counts (0: diffrax's default), else the default
+  config's own setting is used.
 """
 
 from __future__ import annotations
@@ -96,15 +98,26 @@ def _constrained_values(model, z: dict) -> dict:
     return values
 
 
-def _ll_point(spec: dict, n: int) -> dict:
+def _adjoint_name(checkpoints: int) -> str:
+    if checkpoints:
+        return f"RecursiveCheckpointAdjoint(checkpoints={checkpoints}), reverse mode"
+    return "diffrax default (RecursiveCheckpointAdjoint, checkpoints=None), reverse mode"
+
+
+def _ll_point(spec: dict, n: int, checkpoints: int | None = None) -> dict:
     """Value versus value-and-gradient of the default fit's log density at N neurons."""
     import jax
     import jax.numpy as jnp
 
+    from infer.config import load_config
+    from infer.fit_cli import DEFAULT_CONFIG
     from infer.likelihood import make_log_density
 
     t0 = time.perf_counter()
-    log_density, z0, fit = make_log_density(neurons=n)
+    config = load_config(DEFAULT_CONFIG)
+    if checkpoints is not None:
+        config = config.replace(adjoint_checkpoints=checkpoints)
+    log_density, z0, fit = make_log_density(config, neurons=n)
     setup_s = time.perf_counter() - t0
     repeats = spec.get("repeats", 3)
     model = fit.model
@@ -140,7 +153,8 @@ def _ll_point(spec: dict, n: int) -> dict:
             "atol": fit.config.atol,
             "max_steps": fit.config.max_steps,
         },
-        "adjoint": "diffrax default (RecursiveCheckpointAdjoint), reverse mode",
+        "adjoint_checkpoints": fit.config.adjoint_checkpoints,
+        "adjoint": _adjoint_name(fit.config.adjoint_checkpoints),
     }
     if spec.get("solve_only", True):
         # the population solve alone (the part of the log density that is ODE work)
@@ -175,9 +189,10 @@ def _log_likelihood(spec: dict):
         }
         return
     for n in spec.get("log_likelihood_n", []):
-        try:
-            point = _ll_point(spec, n)
-            yield base | {"status": "ok"} | point | {"memory": peak_memory_bytes()}
-        except Exception as err:  # noqa: BLE001
-            yield error_record(base | {"n_neurons": n}, err)
-            break
+        for checkpoints in spec.get("adjoint_checkpoints", [None]):
+            try:
+                point = _ll_point(spec, n, checkpoints)
+                yield base | {"status": "ok"} | point | {"memory": peak_memory_bytes()}
+            except Exception as err:  # noqa: BLE001
+                yield error_record(base | {"n_neurons": n, "adjoint_checkpoints": checkpoints}, err)
+                return
