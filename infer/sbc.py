@@ -32,7 +32,7 @@ from .fit import Fit
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SBCSettings:
-    """The reduced setting of the calibration run (documented in docs/validation/sbc.md)."""
+    """The reduced setting of the calibration run (documented in docs/validation/sbc/sbc.md)."""
 
     datasets: tuple[str, ...] = ("dijkhuizen2005_akt", "wolfe2016_fig5ac")
     free: tuple[str, ...] = ("K_T", "bdnf_ref_nM", "g_FG")

@@ -31,6 +31,11 @@ def cmd_sbc(args) -> int:
     _setup_jax("cpu")
     import jax
 
+    if args.devices is not None and len(jax.devices()) != args.devices:
+        raise CLIError(
+            f"--devices {args.devices}: JAX had already started with {len(jax.devices())} "
+            "device(s) in this process; run 'python -m infer sbc' in a fresh process"
+        )
     result = run_sbc(settings, progress=not args.quiet)
     result["device"] = (
         f"{len(jax.devices())} x {jax.devices()[0].device_kind} (XLA {jax.devices()[0].platform})"
