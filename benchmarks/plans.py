@@ -38,6 +38,9 @@ def quick() -> list[dict]:
             # the quick plan measures N=32, --full the sweep)
             "log_likelihood_n": [32],
             "solve_only": False,  # saves one compilation; --full times the solve alone too
+            # diffrax's default reverse-mode checkpointing (0) against 512 checkpoints (more
+            # than the ~300 steps of a solve: no recomputation in the reverse pass)
+            "adjoint_checkpoints": [0, 512],
             "repeats": 2,
         },
         *[

@@ -83,7 +83,9 @@ def plot(path: str | Path) -> Path:
     labels, values = [], []
     for g in _ok(records, case="gradient"):
         what = "log-lik." if g.get("variant") == "log_likelihood" else "proxy"
-        labels.append(f"grad/fwd {what}\n{g['solver']} N={g['n_neurons']}")
+        ck = g.get("adjoint_checkpoints")
+        ck = f", ckpt {ck}" if ck else ""
+        labels.append(f"grad/fwd {what}\n{g['solver']} N={g['n_neurons']}{ck}")
         values.append(g["gradient_over_forward"])
     shard = sorted(_ok(records, case="sharding"), key=lambda r: r["k_devices"])
     if shard:

@@ -10,6 +10,12 @@ from pathlib import Path
 TARGET_N = 1024
 
 
+def _checkpoints(record: dict) -> str:
+    """', N checkpoints' for a gradient record with explicit adjoint checkpoints, else ''."""
+    ck = record.get("adjoint_checkpoints")
+    return f", {ck} checkpoints" if ck else ""
+
+
 def _ok(records, **match):
     return [
         r
@@ -127,7 +133,7 @@ def targets(records, ratios) -> list[dict]:
                 if full
                 else "gradient <= 4x forward cost",
                 "measured": f"{g['gradient_over_forward']:.1f}x ({g['variant']}, {g['solver']}, "
-                f"N={g['n_neurons']}{note})",
+                f"N={g['n_neurons']}{_checkpoints(g)}{note})",
                 "met": g["gradient_over_forward"] <= 4,
             }
         )
@@ -231,7 +237,7 @@ def markdown(results: dict) -> str:
         )
     for r in _ok(records, case="gradient"):
         lines.append(
-            f"| gradient ({r['variant']}) | {r['solver']} | {r['dtype']} | {r['n_neurons']} | {len(r['conditions'])} "
+            f"| gradient ({r['variant']}{_checkpoints(r)}) | {r['solver']} | {r['dtype']} | {r['n_neurons']} | {len(r['conditions'])} "
             f"| {_fmt(r['gradient']['time_s_min'])} (forward {_fmt(r['forward']['time_s_min'])}) "
             f"| grad/forward = {r['gradient_over_forward']:.1f}x | – | – |"
         )
