@@ -160,3 +160,17 @@ def test_sbc_report_cli_rejects_bad_results_without_writing(tmp_path, capsys):
     assert main(["sbc-report", str(tmp_path / "nope.json"), "--out", str(out)]) == 2
     assert "no such file" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_chebyshev_excess_counts_finite_zscores_and_tests_against_one_ninth():
+    from scipy import stats
+
+    from infer.sbc_report import chebyshev_excess
+
+    z = np.array([0.1, -3.5, 4.0, np.nan, 0.0, 2.9, -0.2, 3.01, 1.0, -1.0])
+    k, n, p = chebyshev_excess(z)
+    assert (k, n) == (3, 9)
+    assert p == pytest.approx(stats.binom.sf(2, 9, 1 / 9))
+    # far more than 1/9 beyond 3 SD: a small p; none beyond: p = 1
+    assert chebyshev_excess(np.r_[np.full(30, 5.0), np.zeros(30)])[2] < 1e-6
+    assert chebyshev_excess(np.zeros(50))[2] == pytest.approx(1.0)
