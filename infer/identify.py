@@ -53,6 +53,8 @@ SLICE_PRIOR_WIDTH = 3.0  # at most this many prior SDs either side of the mode
 SLICE_POST_WIDTH = 4.0  # ... and at most this many Laplace posterior SDs
 SLICE_POINTS = 17
 FD_STEP = 1e-3  # finite-difference step of the Hessian, unconstrained units
+FD_CHECK_FACTOR = 10.0  # the diagonal is recomputed with a 10x larger step as a check
+FD_CHECK_TOLERANCE = 0.05  # relative disagreement (in prior-curvature units) flagged
 PRIOR_DOMINATED = 0.1  # contraction below this: the data barely inform the coordinate
 WELL_INFORMED = 0.9
 
@@ -202,6 +204,32 @@ class LocalAnalysis:
         asym = float(np.linalg.norm(h - h.T) / max(np.linalg.norm(h), 1e-300))
         return 0.5 * (h + h.T), asym
 
+    def diagonal_check(self, x: np.ndarray, h_v: np.ndarray) -> dict:
+        """Recompute the whitened Hessian's diagonal with a larger step (``FD_CHECK_FACTOR``):
+        noise in the gradient shows as disagreement between the two (relative to
+        ``max(|H_ii|, 1)``, 1 being the prior's curvature in whitened units)."""
+        step = FD_STEP * FD_CHECK_FACTOR
+        jac = np.asarray(self._dw_dz(jnp.asarray(x)), dtype=float)
+        jinv = np.linalg.inv(jac)  # columns: dz/dw_i
+        diag = []
+        for i in range(self.n):
+            dz = jinv[:, i] * step * self.prior_sd[i]  # a step of ``step`` along v_i
+            _, gp = self.value_grad(x + dz)
+            _, gm = self.value_grad(x - dz)
+            # d/dv_i of (dV/dv_i), with dV/dv_i = g . dz/dv_i
+            diag.append(float((gp - gm) @ (jinv[:, i] * self.prior_sd[i]) / (2 * step)))
+        diag = np.array(diag)
+        ref = np.diag(h_v)
+        rel = np.abs(diag - ref) / np.maximum(np.abs(ref), 1.0)
+        worst = int(np.argmax(rel))
+        return {
+            "step": step,
+            "max_relative_difference": float(rel[worst]),
+            "worst": _display(self.names[worst]),
+            "per_coordinate": rel.tolist(),
+            "passed": bool(rel[worst] <= FD_CHECK_TOLERANCE),
+        }
+
     def whitened(self, x: np.ndarray, h_z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(w at the mode, Hessian in v = w / prior_sd), in report order."""
         jac = np.asarray(self._dw_dz(jnp.asarray(x)), dtype=float)  # [n, n] rows: w, cols: z
@@ -279,6 +307,8 @@ def analyse(
     h_z, asym = la.hessian(mode["z"])
     say("Hessian")
     w, h_v = la.whitened(mode["z"], h_z)
+    fd_check = la.diagonal_check(mode["z"], h_v)
+    say("Hessian check")
     evals, evecs = np.linalg.eigh(h_v)
     positive = bool(evals.min() > 0)
     # Covariance in v: inverse on the positive eigen-space; non-positive directions are
@@ -335,6 +365,8 @@ def analyse(
         "n_constraints": int(len(fit.problem.constraint_ids)),
         "mode": {k: v for k, v in mode.items() if k != "z"},
         "hessian_asymmetry": asym,
+        "hessian_step_check": fd_check,
+        "solver": {"rtol": config.rtol, "atol": config.atol, "max_steps": config.max_steps},
         "positive_definite": positive,
         "n_informed_directions": int(np.sum(evals > 1.0 / (1.0 - WELL_INFORMED))),
         "n_prior_dominated_directions": int(np.sum(evals < 1.0 / (1.0 - PRIOR_DOMINATED))),
@@ -382,6 +414,35 @@ def _verdict(c: float) -> str:
     return "partly informed"
 
 
+def _solver_sentence(result: dict) -> str:
+    solver = result.get("solver")
+    if not solver:
+        return ""
+    return (
+        f" The ODE solves use rtol {solver['rtol']:g}, atol {solver['atol']:g}, tighter than "
+        "a fit needs: the adjoint gradient is exact for the solver's step sequence, but that "
+        "sequence changes with the parameters, so at looser tolerances the gradient carries "
+        "discretisation noise that finite differences amplify. As a check, the diagonal is "
+        f"recomputed with a {FD_CHECK_FACTOR:g}x larger step."
+    )
+
+
+def _step_check_sentence(check: dict | None) -> str:
+    if not check:
+        return ""
+    verdict = (
+        "consistent"
+        if check["passed"]
+        else "INCONSISTENT: the curvatures are not reliable; tighten the solver tolerance "
+        "(--rtol/--atol)"
+    )
+    return (
+        f" Hessian diagonal with a {check['step']:g} step against the {FD_STEP:g} step: "
+        f"largest relative difference {check['max_relative_difference']:.1e} "
+        f"({check['worst']}), {verdict}."
+    )
+
+
 def render_markdown(result: dict, figures: dict[str, str]) -> str:
     from .diagnostics import _md_table
 
@@ -403,7 +464,7 @@ def render_markdown(result: dict, figures: dict[str, str]) -> str:
         "and nuisance scale on a log axis, divided by the prior's own Laplace SD on that axis "
         "(1, 1/sqrt(2) for a half-normal spread, 2 for a scale). The mode is found by "
         "multi-start Adam and polished with L-BFGS-B on the exact adjoint gradient; the "
-        "Hessian is a central finite difference of that gradient.",
+        "Hessian is a central finite difference of that gradient." + _solver_sentence(result),
         "",
         "* **contraction** = 1 - (Laplace posterior variance / Laplace prior variance): 0 "
         "means the data add nothing to the prior, 1 means the data pin the parameter down. "
@@ -431,7 +492,8 @@ def render_markdown(result: dict, figures: dict[str, str]) -> str:
         f"{result['mode']['grad_norm']:.2e} after {result['mode']['polish_iterations']} L-BFGS-B "
         f"iterations ({result['mode']['polish_message']}). Hessian asymmetry before "
         f"symmetrising: {result['hessian_asymmetry']:.1e}; positive definite: "
-        f"{'yes' if result['positive_definite'] else 'NO (the mode is not a strict maximum)'}.",
+        f"{'yes' if result['positive_definite'] else 'NO (the mode is not a strict maximum)'}."
+        + _step_check_sentence(result.get("hessian_step_check")),
         "",
         "## Summary",
         "",

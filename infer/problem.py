@@ -386,8 +386,22 @@ def predict_measurements(problem: FitProblem, levels, ok, scales):
     return base * scale, scaled_sd
 
 
+def _log_prob_within(x, tol, width):
+    """log P(|x + e| <= tol) for e ~ N(0, width^2): smooth (even) in x, unlike a probit of
+    ``tol - |x|``, whose kink at x = 0 would pull a mode onto the x = 0 surface (an L1-type
+    attractor that stalls quasi-Newton polishing and spoils finite-difference Hessians)."""
+    x = jnp.abs(x)  # the function is even, so this keeps the gradient continuous (0 at x = 0)
+    upper = log_ndtr((tol - x) / width)
+    lower = log_ndtr((-tol - x) / width)  # < upper, always
+    return upper + jnp.log1p(-jnp.exp(lower - upper))
+
+
 def constraint_log_terms(problem: FitProblem, levels, ok):
-    """Soft (probit) log-likelihood of each qualitative constraint."""
+    """Soft (probit) log-likelihood of each qualitative constraint.
+
+    With e ~ N(0, (tolerance/2)^2) a fuzz on the effect d: up is log P(d + e >= tol), down
+    log P(d + e <= -tol), no change log P(|d + e| <= tol).
+    """
     p = problem
     if not len(p.constraint_ids):
         return jnp.zeros(0, levels.dtype)
@@ -398,5 +412,5 @@ def constraint_log_terms(problem: FitProblem, levels, ok):
     width = tol / 2
     up = log_ndtr((d - tol) / width)
     down = log_ndtr((-d - tol) / width)
-    same = log_ndtr((tol - jnp.abs(d)) / width)
+    same = _log_prob_within(d, tol, width)
     return jnp.where(p.c_direction > 0, up, jnp.where(p.c_direction < 0, down, same))

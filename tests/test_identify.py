@@ -160,6 +160,8 @@ def test_identify_cli_rejects_bad_input_without_writing(tmp_path, capsys):
     assert "--posterior" in capsys.readouterr().err
     assert main(["identify", "--out", str(out), "--map-starts", "0"]) == 2
     assert "map_starts must be a positive integer" in capsys.readouterr().err
+    assert main(["identify", "--out", str(out), "--rtol", "-1"]) == 2
+    assert "rtol must be a positive number" in capsys.readouterr().err
     assert not out.exists()
 
 

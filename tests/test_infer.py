@@ -217,3 +217,24 @@ def test_unknown_dataset_in_config_is_named(tmp_path):
 def test_config_toml_round_trip():
     cfg = FitConfig(**TINY)
     assert config_from_mapping(__import__("tomllib").loads(cfg.to_toml())) == cfg
+
+
+def test_no_change_constraint_is_smooth_and_a_probability():
+    """log P(|d + e| <= tol), e ~ N(0, (tol/2)^2): matches the normal CDF difference, is even,
+    and its derivative is continuous through d = 0 (no kink for a mode to sit on)."""
+    from scipy.stats import norm
+
+    from infer.problem import _log_prob_within
+
+    tol, width = 0.2, 0.1
+    d = np.array([-1.0, -0.3, -0.2, -0.05, 0.0, 0.05, 0.2, 0.3, 1.0])
+    x = np.abs(d)  # the lower tails, where the CDF difference has no cancellation
+    expected = np.log(norm.cdf((tol - x) / width) - norm.cdf((-tol - x) / width))
+    got = np.asarray(_log_prob_within(jnp.asarray(d), tol, width))
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    np.testing.assert_allclose(got, got[::-1], rtol=1e-12)  # even in d
+    assert np.isfinite(float(_log_prob_within(jnp.asarray(5.0), tol, width)))  # deep tail
+    grad = jax.grad(lambda x: _log_prob_within(x, tol, width))
+    eps = 1e-7
+    assert float(grad(0.0)) == 0.0
+    assert abs(float(grad(eps)) - float(grad(-eps))) < 1e-4  # no jump across 0
