@@ -388,8 +388,8 @@ def predict_measurements(problem: FitProblem, levels, ok, scales):
 
 def _log_prob_within(x, tol, width):
     """log P(|x + e| <= tol) for e ~ N(0, width^2): smooth (even) in x, unlike a probit of
-    ``tol - |x|``, whose kink at x = 0 would pull a mode onto the x = 0 surface (an L1-type
-    attractor that stalls quasi-Newton polishing and spoils finite-difference Hessians)."""
+    ``tol - |x|``, whose gradient jumps at x = 0 (a kink that gradient-based samplers,
+    optimisers and finite-difference Hessians handle badly when an effect sits near zero)."""
     x = jnp.abs(x)  # the function is even, so this keeps the gradient continuous (0 at x = 0)
     upper = log_ndtr((tol - x) / width)
     lower = log_ndtr((-tol - x) / width)  # < upper, always
