@@ -1,8 +1,9 @@
 """Inference engines: optax multi-start MAP, SVI with optax, NUTS (resumable).
 
-All three work on the same NumPyro model. MAP initialises SVI and NUTS. NUTS runs in chunks;
-after each chunk the draws and the sampler state are checkpointed, so an interrupted run keeps
-what it finished and ``resume=True`` continues from the last chunk.
+All three work on the same NumPyro model. MAP initialises SVI and NUTS. NUTS runs in blocks of
+transitions through one compiled program (numpyro's functional NUTS kernel); after each block
+the draws and the sampler state are checkpointed, so an interrupted run keeps what it finished
+and ``resume=True`` continues from the last block.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, init_to_value
+from numpyro.infer import SVI, Trace_ELBO, init_to_value
 from numpyro.infer.autoguide import AutoLowRankMultivariateNormal, AutoNormal
 
 from ._io import atomic_path
@@ -89,6 +90,146 @@ def run_svi(model, config: FitConfig, key, init_values: dict | None = None) -> d
     return {"samples": samples, "losses": np.asarray(result.losses), "params": result.params}
 
 
+CHECKPOINT_FORMAT = 2  # bump when the checkpoint's layout changes
+_RECORDED = ("diverging", "energy", "num_steps", "accept_prob", "potential_energy")
+
+
+class ChunkedNUTS:
+    """NUTS chains advanced in blocks of at most ``chunk`` transitions by ONE compiled program.
+
+    numpyro's functional kernel (``numpyro.infer.hmc.hmc``, its window adaptation included)
+    runs inside a ``lax.fori_loop`` whose trip count is an argument, so warm-up blocks, draw
+    blocks and a shorter last block all reuse the same executable, and so does a resumed run
+    in the same process (programs are cached on the model). Chains are vmapped
+    (``vectorized``) or run one after another through the same program (``sequential``).
+    """
+
+    def __init__(self, model, config: FitConfig, chunk: int):
+        from numpyro.infer.hmc import hmc
+
+        potential, z0, _, _ = model.potential()
+        init_kernel, sample_kernel = hmc(potential_fn=jax.jit(potential), algo="NUTS")
+        self.chunk = chunk
+        self.chains = config.chains
+        self.vectorized = config.chain_method == "vectorized" and config.chains > 1
+        self.signature = {
+            "format": CHECKPOINT_FORMAT,
+            "latents": sorted(z0),
+            "warmup": config.warmup,
+            "chains": config.chains,
+            "max_tree_depth": config.max_tree_depth,
+            "target_accept": config.target_accept,
+        }
+
+        def init_one(z, key):
+            state = init_kernel(
+                z,
+                config.warmup,
+                target_accept_prob=config.target_accept,
+                max_tree_depth=config.max_tree_depth,
+                rng_key=key,
+            )
+            return _strong(state)
+
+        def block_one(state, n):
+            record = {"z": state.z, **{f: getattr(state, f) for f in _RECORDED}}
+            buffer = jax.tree_util.tree_map(
+                lambda x: jnp.zeros((chunk, *jnp.shape(x)), x.dtype), record
+            )
+
+            def body(i, carry):
+                state, buffer = carry
+                state = sample_kernel(state)
+                values = {"z": state.z, **{f: getattr(state, f) for f in _RECORDED}}
+                buffer = jax.tree_util.tree_map(lambda b, v: b.at[i].set(v), buffer, values)
+                return state, buffer
+
+            state, buffer = jax.lax.fori_loop(0, n, body, (state, buffer))
+            return _strong(state), buffer
+
+        # hmc()'s sample_kernel reads settings that its init_kernel stores (tree depth,
+        # adaptation schedule), so init is traced before the first block: by init() in a
+        # fresh run, by a shape-only trace (no compilation) when resuming from a checkpoint.
+        self._z0 = z0
+        self._init_one = init_one
+        self._init_traced = False
+        if self.vectorized:
+            self._init = jax.jit(jax.vmap(init_one))
+            self._block = jax.jit(jax.vmap(block_one, in_axes=(0, None)))
+        else:
+            self._init = jax.jit(init_one)
+            self._block = jax.jit(block_one)
+
+    @classmethod
+    def for_model(cls, model, config: FitConfig, chunk: int) -> ChunkedNUTS:
+        """The cached driver for (model, NUTS settings, chunk): compiled once per process."""
+        key = (
+            config.warmup,
+            config.chains,
+            config.chain_method,
+            config.max_tree_depth,
+            config.target_accept,
+            chunk,
+        )
+        cache = model.programs.setdefault("nuts", {})
+        if key not in cache:
+            cache[key] = cls(model, config, chunk)
+        return cache[key]
+
+    def init(self, start: dict, key) -> list | object:
+        """Initial states: a batched state (vectorized) or a list of one state per chain."""
+        keys = jax.random.split(key, self.chains)
+        self._init_traced = True
+        if self.vectorized:
+            starts = jax.tree_util.tree_map(
+                lambda x: jnp.broadcast_to(x, (self.chains, *jnp.shape(x))), start
+            )
+            return self._init(starts, keys)
+        return [self._init(start, k) for k in keys]
+
+    def advance(self, states, n: int):
+        """Run n <= chunk transitions of every chain: (new states, records [chain, n, ...])."""
+        if not self._init_traced:
+            jax.eval_shape(self._init_one, self._z0, jax.random.PRNGKey(0))
+            self._init_traced = True
+        if self.vectorized:
+            states, buf = self._block(states, n)
+            return states, jax.tree_util.tree_map(lambda b: np.asarray(b)[:, :n], buf)
+        out = [self._block(s, n) for s in states]
+        buf = jax.tree_util.tree_map(
+            lambda *b: np.stack([np.asarray(x)[:n] for x in b]), *[o[1] for o in out]
+        )
+        return [o[0] for o in out], buf
+
+
+def _strong(tree):
+    """Every leaf with a strong dtype: a state read back from a checkpoint (NumPy arrays,
+    which carry no weak types) then matches the compiled program's signature, so resuming
+    does not recompile."""
+    return jax.tree_util.tree_map(
+        lambda x: jax.lax.convert_element_type(x, jnp.result_type(x)), tree
+    )
+
+
+def _load_checkpoint(path: Path, signature: dict) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            saved = pickle.load(fh)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as err:
+        raise RuntimeError(
+            f"{path}: cannot read the NUTS checkpoint ({err}); delete it to start afresh"
+        ) from err
+    theirs = saved.get("signature") if isinstance(saved, dict) else None
+    if theirs != signature:
+        differ = sorted(k for k in signature if (theirs or {}).get(k) != signature[k])
+        raise RuntimeError(
+            f"{path}: the checkpoint was written by a NUTS run with other settings "
+            f"(differing: {differ or 'format'}); resume with the same config, or delete the "
+            "checkpoint to start afresh"
+        )
+    return saved
+
+
 def run_nuts(
     model,
     config: FitConfig,
@@ -100,78 +241,70 @@ def run_nuts(
     chunk: int = 50,
     progress: bool = True,
 ) -> dict:
-    """NUTS with several chains, checkpointed every ``chunk`` draws.
+    """NUTS with several chains, checkpointed every ``chunk`` transitions (warm-up included).
 
     Returns grouped samples (``{site: [chain, draw, ...]}``), extra fields (diverging, energy,
-    tree depth via num_steps) and the wall time. On KeyboardInterrupt the draws finished so far
-    are returned with ``interrupted=True``.
+    num_steps (leapfrog steps; tree depth is its log2), accept_prob, potential_energy) and the
+    wall time. ``resume=True`` continues from ``checkpoint`` (same settings; ``draws`` may be
+    larger than the saved run's). On KeyboardInterrupt the draws finished so far are returned
+    with ``interrupted=True``.
     """
-    potential, z0, constrain, _ = model.potential()
-    kernel = NUTS(
-        potential_fn=potential,
-        max_tree_depth=config.max_tree_depth,
-        target_accept_prob=config.target_accept,
-    )
-    mcmc = MCMC(
-        kernel,
-        num_warmup=config.warmup,
-        num_samples=min(chunk, config.draws),
-        num_chains=config.chains,
-        chain_method=config.chain_method,
-        progress_bar=progress,
-    )
-    start = z0 if init_unconstrained is None else init_unconstrained
-    if config.chains > 1:
-        start = jax.tree_util.tree_map(
-            lambda x: jnp.broadcast_to(x, (config.chains, *jnp.shape(x))), start
-        )
-    extra = ("diverging", "energy", "num_steps", "accept_prob", "potential_energy")
-    done: list[dict] = []
-    n_done = 0
+    driver = ChunkedNUTS.for_model(model, config, chunk)
+    _, z0, constrain, _ = model.potential()
     t0 = time.perf_counter()
-    interrupted = False
     if resume and checkpoint is not None and checkpoint.exists():
-        with open(checkpoint, "rb") as fh:
-            saved = pickle.load(fh)
-        done, n_done = saved["chunks"], saved["n_done"]
-        mcmc.post_warmup_state = saved["state"]
+        saved = _load_checkpoint(checkpoint, driver.signature)
+        states, warmed, done = saved["state"], saved["warmed"], saved["chunks"]
+    else:
+        start = z0 if init_unconstrained is None else init_unconstrained
+        states, warmed, done = driver.init(start, key), 0, []
+    n_done = sum(c["num_steps"].shape[1] for c in done)
+    total = config.chains * (config.warmup + config.draws)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=config.chains * (warmed + n_done), desc="NUTS")
+    interrupted = False
     try:
-        while n_done < config.draws:
-            size = min(chunk, config.draws - n_done)
-            mcmc.num_samples = size
-            if mcmc.post_warmup_state is None:
-                mcmc.run(key, init_params=start, extra_fields=extra)
+        while warmed < config.warmup or n_done < config.draws:
+            in_warmup = warmed < config.warmup
+            n = min(chunk, config.warmup - warmed if in_warmup else config.draws - n_done)
+            states, records = driver.advance(states, n)
+            if in_warmup:
+                warmed += n
             else:
-                mcmc.run(mcmc.post_warmup_state.rng_key, init_params=start, extra_fields=extra)
-            mcmc.post_warmup_state = mcmc.last_state
-            samples = jax.device_get(mcmc.get_samples(group_by_chain=True))
-            fields = jax.device_get(mcmc.get_extra_fields(group_by_chain=True))
-            done.append({"samples": samples, "extra": fields})
-            n_done += size
+                done.append(records)
+                n_done += n
             if checkpoint is not None:
                 with atomic_path(checkpoint) as tmp, open(tmp, "wb") as fh:
                     pickle.dump(
                         {
+                            "signature": driver.signature,
+                            "state": jax.device_get(states),
+                            "warmed": warmed,
                             "chunks": done,
-                            "n_done": n_done,
-                            "state": jax.device_get(mcmc.last_state),
                         },
                         fh,
                     )
+            if bar is not None:
+                bar.update(config.chains * n)
+                if not in_warmup:
+                    div = int(sum(np.sum(c["diverging"]) for c in done))
+                    bar.set_postfix_str(f"divergences {div}", refresh=False)
     except KeyboardInterrupt:
         interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
     if not done:
-        raise RuntimeError("NUTS was interrupted before finishing a chunk of draws")
-
-    def cat(key_):
-        keys = done[0][key_].keys()
-        return {k: np.concatenate([np.asarray(c[key_][k]) for c in done], axis=1) for k in keys}
-
-    unconstrained = cat("samples")
+        raise RuntimeError("NUTS was interrupted before finishing a block of draws")
+    records = {k: np.concatenate([c[k] for c in done], axis=1) for k in _RECORDED}
+    unconstrained = {k: np.concatenate([c["z"][k] for c in done], axis=1) for k in done[0]["z"]}
     samples = {k: np.asarray(v) for k, v in constrain(unconstrained).items()}
     return {
         "samples": samples,
-        "extra": cat("extra"),
+        "extra": records,
         "n_draws": n_done,
         "interrupted": interrupted,
         "seconds": time.perf_counter() - t0,

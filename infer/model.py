@@ -80,6 +80,7 @@ class PopulationModel:
         self._potential_gen = None
         self._structure_only = False
         self._predict_batch = None
+        self.programs: dict = {}  # compiled programs built on this model (engines cache here)
 
     def potential(self):
         """(potential_fn, z at the prior medians, postprocess_fn, jitted value_and_grad),

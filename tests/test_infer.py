@@ -147,7 +147,7 @@ def test_netcdf_round_trip_and_figures_regenerate(map_run, tmp_path):
 
 def test_nuts_checkpoint_and_resume(tiny_fit, tmp_path):
     """A NUTS run checkpoints its draws; resuming continues from the saved state."""
-    from infer.engines import run_nuts
+    from infer.engines import ChunkedNUTS, run_nuts
 
     cfg = tiny_fit.config.replace(engine="nuts", draws=4, warmup=3)
     ckpt = tmp_path / "ckpt.pkl"
@@ -155,6 +155,7 @@ def test_nuts_checkpoint_and_resume(tiny_fit, tmp_path):
         tiny_fit.model, cfg, jax.random.PRNGKey(0), checkpoint=ckpt, chunk=2, progress=False
     )
     assert first["n_draws"] == 4 and ckpt.exists()
+    traces = trace_count()
     more = cfg.replace(draws=6)
     resumed = run_nuts(
         tiny_fit.model,
@@ -168,6 +169,22 @@ def test_nuts_checkpoint_and_resume(tiny_fit, tmp_path):
     assert resumed["n_draws"] == 6
     name = f"raw_{cfg.free[0]}"
     np.testing.assert_array_equal(resumed["samples"][name][:, :4], first["samples"][name])
+    assert set(resumed["extra"]) >= {"diverging", "num_steps", "energy", "accept_prob"}
+    assert resumed["extra"]["num_steps"].shape == (cfg.chains, 6)
+    # the resumed run reused the first run's compiled program (its state read back from disk)
+    assert trace_count() == traces
+    assert ChunkedNUTS.for_model(tiny_fit.model, more, 2)._block._cache_size() == 1
+    # a checkpoint of a run with other settings is refused, naming what differs
+    with pytest.raises(RuntimeError, match=r"max_tree_depth.*same config"):
+        run_nuts(
+            tiny_fit.model,
+            more.replace(max_tree_depth=2),
+            jax.random.PRNGKey(0),
+            checkpoint=ckpt,
+            resume=True,
+            chunk=2,
+            progress=False,
+        )
 
 
 def test_cli_fit_smoke_and_bad_config(tmp_path, capsys):
