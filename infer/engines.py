@@ -254,7 +254,8 @@ def run_nuts(
     t0 = time.perf_counter()
     if resume and checkpoint is not None and checkpoint.exists():
         saved = _load_checkpoint(checkpoint, driver.signature)
-        states, warmed, done = saved["state"], saved["warmed"], saved["chunks"]
+        # back on the device as jax Arrays: the same call signature as a fresh run's state
+        states, warmed, done = jax.device_put(saved["state"]), saved["warmed"], saved["chunks"]
     else:
         start = z0 if init_unconstrained is None else init_unconstrained
         states, warmed, done = driver.init(start, key), 0, []
