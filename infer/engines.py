@@ -131,17 +131,18 @@ class ChunkedNUTS:
             )
             return _strong(state)
 
+        def record(state):
+            return {"z": state.z, **{f: getattr(state, f) for f in _RECORDED}}
+
         def block_one(state, n):
-            record = {"z": state.z, **{f: getattr(state, f) for f in _RECORDED}}
             buffer = jax.tree_util.tree_map(
-                lambda x: jnp.zeros((chunk, *jnp.shape(x)), x.dtype), record
+                lambda x: jnp.zeros((chunk, *jnp.shape(x)), x.dtype), record(state)
             )
 
             def body(i, carry):
                 state, buffer = carry
                 state = sample_kernel(state)
-                values = {"z": state.z, **{f: getattr(state, f) for f in _RECORDED}}
-                buffer = jax.tree_util.tree_map(lambda b, v: b.at[i].set(v), buffer, values)
+                buffer = jax.tree_util.tree_map(lambda b, v: b.at[i].set(v), buffer, record(state))
                 return state, buffer
 
             state, buffer = jax.lax.fori_loop(0, n, body, (state, buffer))
@@ -299,7 +300,10 @@ def run_nuts(
         if bar is not None:
             bar.close()
     if not done:
-        raise RuntimeError("NUTS was interrupted before finishing a block of draws")
+        raise RuntimeError(
+            "NUTS was interrupted before finishing a block of draws (a checkpointed warm-up "
+            "is kept: rerun with resume)"
+        )
     records = {k: np.concatenate([c[k] for c in done], axis=1) for k in _RECORDED}
     unconstrained = {k: np.concatenate([c["z"][k] for c in done], axis=1) for k in done[0]["z"]}
     samples = {k: np.asarray(v) for k, v in constrain(unconstrained).items()}
