@@ -61,6 +61,9 @@ class FitConfig:
     free: tuple[str, ...] = DEFAULT_FREE
     sigma_prior_scale: float = 0.3  # HalfNormal scale of between-neuron log-SDs
     solver: str = "tsit5"
+    # Solver of the lanes whose data reach beyond 4 h (e.g. 48 h of TTX or bicuculline), where
+    # an explicit solver's step is held down by stability; empty: the same as ``solver``.
+    long_solver: str = ""
     rtol: float = 1e-5
     atol: float = 1e-8
     max_steps: int = 8192
@@ -69,12 +72,19 @@ class FitConfig:
     # steps of the longest solve stores every step and recomputes none: a cheaper gradient,
     # for memory of about checkpoints x (states x output times) x lanes.
     adjoint_checkpoints: int = 0
+    # Step-size controller: proportional and integral coefficients of diffrax's PIDController
+    # (0, 1 is plain integral control). Where an explicit solver's step is limited by
+    # stability (the 48-h lanes), a PI controller (e.g. 0.4, 0.3) rejects fewer steps.
+    pcoeff: float = 0.0
+    icoeff: float = 1.0
     engine: str = "nuts"
     chains: int = 2
     warmup: int = 200
     draws: int = 200
     max_tree_depth: int = 6
     target_accept: float = 0.85
+    dense_mass: bool = False  # NUTS: dense (full) mass matrix instead of diagonal
+    mass_init: str = "identity"  # identity | laplace (curvature at the MAP point; dense only)
     map_starts: int = 4
     map_steps: int = 300
     map_learning_rate: float = 0.05
@@ -88,7 +98,7 @@ class FitConfig:
     include_constraints: bool = True
     relative_noise_floor: float = 0.05  # added in quadrature to every SD, as a fraction of |value|
     secondary_noise_floor: float = 0.15  # for secondary / digitised rows
-    chain_method: str = "sequential"  # sequential | vectorized
+    chain_method: str = "sequential"  # sequential | threads | vectorized
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -115,18 +125,40 @@ class FitConfig:
                 raise ConfigError(f"{key} must be a non-negative integer, got {value!r}")
         if self.solver not in _SOLVERS:
             raise ConfigError(f"solver.method must be one of {_SOLVERS}, got {self.solver!r}")
+        if self.long_solver not in ("", *_SOLVERS):
+            raise ConfigError(
+                f'solver.long_method must be one of {_SOLVERS} (or "" for solver.method), '
+                f"got {self.long_solver!r}"
+            )
         if self.engine not in _ENGINES:
             raise ConfigError(f"engine.name must be one of {_ENGINES}, got {self.engine!r}")
         if self.svi_guide not in ("normal", "lowrank"):
             raise ConfigError(
                 f"engine.svi_guide must be 'normal' or 'lowrank', got {self.svi_guide!r}"
             )
-        if self.chain_method not in ("sequential", "vectorized"):
+        if self.chain_method not in ("sequential", "threads", "vectorized"):
             raise ConfigError(
-                "engine.chain_method must be 'sequential' or 'vectorized' ('parallel' runs chains "
-                "under pmap, where the gradient of diffrax's checkpointed solve fails with "
-                "equinox's closure conversion)"
+                "engine.chain_method must be 'sequential', 'threads' or 'vectorized' ('parallel' "
+                "runs chains under pmap, where the gradient of diffrax's checkpointed solve fails "
+                "with equinox's closure conversion; 'threads' uses several CPU cores instead)"
             )
+        if self.mass_init not in ("identity", "laplace"):
+            raise ConfigError(
+                f"engine.mass_init must be 'identity' or 'laplace', got {self.mass_init!r}"
+            )
+        if self.mass_init == "laplace" and not self.dense_mass:
+            raise ConfigError(
+                "engine.mass_init = 'laplace' needs engine.dense_mass = true (the curvature at "
+                "the MAP point is a dense matrix)"
+            )
+        if not isinstance(self.dense_mass, bool):
+            raise ConfigError(f"engine.dense_mass must be true or false, got {self.dense_mass!r}")
+        for key in ("pcoeff", "icoeff"):
+            value = getattr(self, key)
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 2:
+                raise ConfigError(f"solver.{key} must be a number in [0, 2], got {value!r}")
+        if self.icoeff == 0:
+            raise ConfigError("solver.icoeff must be > 0 (it sets the step-size adaptation)")
         if self.device not in ("cpu", "gpu"):
             raise ConfigError(f"device must be 'cpu' or 'gpu', got {self.device!r}")
         for key in ("rtol", "atol", "sigma_prior_scale", "map_learning_rate", "svi_learning_rate"):
@@ -157,7 +189,16 @@ class FitConfig:
         """The config as TOML text (stored beside results and in the InferenceData attrs)."""
         sections = {
             "population": ("neurons", "seed", "free", "sigma_prior_scale"),
-            "solver": ("solver", "rtol", "atol", "max_steps", "adjoint_checkpoints"),
+            "solver": (
+                "solver",
+                "long_solver",
+                "rtol",
+                "atol",
+                "max_steps",
+                "adjoint_checkpoints",
+                "pcoeff",
+                "icoeff",
+            ),
             "engine": (
                 "engine",
                 "chains",
@@ -165,6 +206,8 @@ class FitConfig:
                 "draws",
                 "max_tree_depth",
                 "target_accept",
+                "dense_mass",
+                "mass_init",
                 "map_starts",
                 "map_steps",
                 "map_learning_rate",
@@ -195,8 +238,12 @@ class FitConfig:
         return "\n".join(lines)
 
 
-_TOML_NAMES = {"solver": "method", "engine": "name"}
-_FROM_TOML = {("solver", "method"): "solver", ("engine", "name"): "engine"}
+_TOML_NAMES = {"solver": "method", "long_solver": "long_method", "engine": "name"}
+_FROM_TOML = {
+    ("solver", "method"): "solver",
+    ("solver", "long_method"): "long_solver",
+    ("engine", "name"): "engine",
+}
 
 
 def _toml_value(value) -> str:

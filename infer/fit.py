@@ -23,25 +23,30 @@ from models.solve import SolverConfig
 
 from ._io import atomic_path
 from .config import FitConfig
-from .engines import run_map, run_nuts, run_svi
+from .engines import laplace_inverse_mass, run_map, run_nuts, run_svi
 from .model import PopulationModel
 from .problem import FitProblem, PopulationPredictor, build_problem
 
 
-def solver_config(config: FitConfig) -> SolverConfig:
+def solver_config(config: FitConfig, *, long: bool = False) -> SolverConfig:
+    """The solve settings of the fit; ``long=True``: of the lanes beyond 4 h
+    (``solver.long_method``, where set)."""
     import diffrax
 
+    name = config.long_solver if long and config.long_solver else config.solver
     solver = {
         "tsit5": diffrax.Tsit5,
         "dopri5": diffrax.Dopri5,
         "kvaerno3": diffrax.Kvaerno3,
         "kvaerno5": diffrax.Kvaerno5,
-    }[config.solver]()
+    }[name]()
     return SolverConfig(
         solver=solver,
         rtol=config.rtol,
         atol=config.atol,
         max_steps=config.max_steps,
+        pcoeff=config.pcoeff,
+        icoeff=config.icoeff,
         adjoint=diffrax.RecursiveCheckpointAdjoint(checkpoints=config.adjoint_checkpoints or None),
     )
 
@@ -88,7 +93,9 @@ class Fit:
     ) -> Fit:
         problem = problem or load_problem(config)
         z = draw_z(config.neurons, config.seed)
-        predictor = PopulationPredictor(problem, z, solver_config(config))
+        predictor = PopulationPredictor(
+            problem, z, solver_config(config), long_config=solver_config(config, long=True)
+        )
         model = PopulationModel(problem, config, predictor, generative_only=generative_only)
         return cls(config=config, problem=problem, model=model)
 
@@ -171,11 +178,19 @@ def run_fit(
         log["svi_final_loss"] = float(svi["losses"][-1])
         samples = {k: np.asarray(v)[None] for k, v in svi["samples"].items()}
     else:
+        inverse_mass = None
+        if config.mass_init == "laplace" and not (
+            resume and (out_dir / "nuts_checkpoint.pkl").exists()
+        ):
+            inverse_mass, eig = laplace_inverse_mass(model, map_result["unconstrained"])
+            log["laplace_eigenvalues"] = [float(e) for e in eig]
+            phase("laplace")
         nuts = run_nuts(
             model,
             config,
             k_nuts,
             init_unconstrained=map_result["unconstrained"],
+            inverse_mass=inverse_mass,
             checkpoint=out_dir / "nuts_checkpoint.pkl",
             resume=resume,
             progress=progress,

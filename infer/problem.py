@@ -295,11 +295,21 @@ class PopulationPredictor:
     HORIZONS = (4.0, np.inf)
 
     def __init__(
-        self, problem: FitProblem, z, config: SolverConfig, *, group_by_horizon: bool = True
+        self,
+        problem: FitProblem,
+        z,
+        config: SolverConfig,
+        *,
+        group_by_horizon: bool = True,
+        long_config: SolverConfig | None = None,
     ):
+        """``long_config`` solves the groups beyond the first horizon (> 4 h) with other
+        settings, e.g. a stiff solver where an explicit one is held to small steps by
+        stability over 48 h; ``config`` otherwise."""
         self.problem = problem
         self.z = z
         self.config = config
+        self.long_config = long_config or config
         self.cp = compiled()
         self.het_index = np.array(
             [PATHWAY.parameter_names.index(n) for n in PATHWAY.heterogeneous_names]
@@ -308,12 +318,14 @@ class PopulationPredictor:
         bucket = (
             np.searchsorted(self.HORIZONS, ends) if group_by_horizon else np.zeros(len(ends), int)
         )
-        self.groups = []  # (rows of problem.times, encoded conditions)
+        self.groups = []  # (rows of problem.times, encoded conditions, solver settings)
         order = []
         for b in np.unique(bucket):
             rows = np.flatnonzero(bucket == b)
             conds = [problem.conditions[problem.solved[r]] for r in rows]
-            self.groups.append((rows, encode_conditions(conds)))
+            self.groups.append(
+                (rows, encode_conditions(conds), self.config if b == 0 else self.long_config)
+            )
             order += [int(problem.solved[r]) for r in rows]
         self.enc_vehicle = (
             encode_conditions([problem.conditions[i] for i in problem.vehicles])
@@ -332,9 +344,9 @@ class PopulationPredictor:
         R = len(PATHWAY.observables)
         parts, oks = [], []
         n_failed = jnp.asarray(0)
-        for rows, enc in self.groups:
+        for rows, enc, config in self.groups:
             ts = jnp.asarray(p.times[rows], theta_pop.dtype)
-            sol = simulate_population(theta_pop, sigma, self.z, enc, ts, self.config)
+            sol = simulate_population(theta_pop, sigma, self.z, enc, ts, config)
             parts.append(sol.readouts)
             oks.append(sol.ok)
             n_failed = n_failed + jnp.sum(~sol.ok)

@@ -146,13 +146,28 @@ def test_netcdf_round_trip_and_figures_regenerate(map_run, tmp_path):
 
 
 def test_nuts_checkpoint_and_resume(tiny_fit, tmp_path):
-    """A NUTS run checkpoints its draws; resuming continues from the saved state."""
-    from infer.engines import ChunkedNUTS, run_nuts
+    """A NUTS run checkpoints its draws; resuming continues from the saved state. Two chains
+    run concurrently in threads, with a dense mass matrix started from the Laplace curvature."""
+    from infer.engines import ChunkedNUTS, laplace_inverse_mass, run_nuts
 
-    cfg = tiny_fit.config.replace(engine="nuts", draws=4, warmup=3)
+    cfg = tiny_fit.config.replace(
+        engine="nuts", draws=4, warmup=3, chains=2, chain_method="threads", dense_mass=True
+    )
+    _, z0, _, _ = tiny_fit.model.potential()
+    inverse_mass, eig = laplace_inverse_mass(tiny_fit.model, z0)
+    n = len(z0)
+    assert inverse_mass.shape == (n, n) and eig.shape == (n,)
+    np.testing.assert_allclose(inverse_mass, inverse_mass.T)
+    assert np.all(np.linalg.eigvalsh(inverse_mass) > 0)
     ckpt = tmp_path / "ckpt.pkl"
     first = run_nuts(
-        tiny_fit.model, cfg, jax.random.PRNGKey(0), checkpoint=ckpt, chunk=2, progress=False
+        tiny_fit.model,
+        cfg,
+        jax.random.PRNGKey(0),
+        inverse_mass=inverse_mass,
+        checkpoint=ckpt,
+        chunk=2,
+        progress=False,
     )
     assert first["n_draws"] == 4 and ckpt.exists()
     traces = trace_count()
@@ -217,6 +232,11 @@ def test_cli_fit_smoke_and_bad_config(tmp_path, capsys):
         ({"data": {"use": ["everything"]}}, "data.use"),
         ({"engine": {"device": "tpu"}}, "device"),
         ({"population": 3}, "must be a table"),
+        ({"engine": {"chain_method": "parallel"}}, "threads"),
+        ({"engine": {"mass_init": "laplace"}}, "dense_mass"),
+        ({"engine": {"mass_init": "fisher", "dense_mass": True}}, "mass_init"),
+        ({"solver": {"long_method": "euler"}}, "long_method"),
+        ({"solver": {"pcoeff": -0.1}}, "pcoeff"),
     ],
 )
 def test_each_bad_config_value_gives_a_clear_error(table, needle):
@@ -255,3 +275,20 @@ def test_no_change_constraint_is_smooth_and_a_probability():
     eps = 1e-7
     assert float(grad(0.0)) == 0.0
     assert abs(float(grad(eps)) - float(grad(-eps))) < 1e-4  # no jump across 0
+
+
+def test_long_lanes_get_their_own_solver():
+    """solver.long_method applies to the lanes beyond 4 h only (no solve needed to check)."""
+    import diffrax
+
+    cfg = FitConfig(
+        **{**TINY, "datasets": ("wolfe2016_fig5ac", "verpelli2010_fig1d_dendrite")},
+        long_solver="kvaerno3",
+    )
+    fit = Fit.create(cfg)
+    groups = fit.model.predictor.groups
+    assert len(groups) == 2
+    (short_rows, _, short), (long_rows, _, long) = groups
+    assert isinstance(short.solver, diffrax.Tsit5) and isinstance(long.solver, diffrax.Kvaerno3)
+    assert fit.problem.times[short_rows].max() <= 4 < fit.problem.times[long_rows].max()
+    assert FitConfig(**TINY).replace(long_solver="").long_solver == ""
