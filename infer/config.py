@@ -146,13 +146,13 @@ class FitConfig:
             raise ConfigError(
                 f"engine.mass_init must be 'identity' or 'laplace', got {self.mass_init!r}"
             )
+        if not isinstance(self.dense_mass, bool):
+            raise ConfigError(f"engine.dense_mass must be true or false, got {self.dense_mass!r}")
         if self.mass_init == "laplace" and not self.dense_mass:
             raise ConfigError(
                 "engine.mass_init = 'laplace' needs engine.dense_mass = true (the curvature at "
                 "the MAP point is a dense matrix)"
             )
-        if not isinstance(self.dense_mass, bool):
-            raise ConfigError(f"engine.dense_mass must be true or false, got {self.dense_mass!r}")
         for key in ("pcoeff", "icoeff"):
             value = getattr(self, key)
             if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 2:
