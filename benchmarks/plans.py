@@ -133,42 +133,49 @@ def full() -> list[dict]:
 
 
 def gpu() -> list[dict]:
-    """One GPU, whole suite, about 10 minutes (the runner also enforces a total budget)."""
-    sizes = [1, 1024, 16384, 262144, 1 << 20]
+    """One GPU, whole suite, in one device lease of about 10 minutes.
+
+    Ordered by what the issue's targets need, so that a lease that ends early still has them:
+    the 24-h ketamine protocol up to 2^20 neurons (the 10^6 neuron-solves/s target), the
+    standard protocol, the gradient of the default fit's log density at 4,096 neurons, the
+    stiff solver, then a short NUTS run at 4,096 neurons (time per transition, not a
+    diagnostics-passing fit: that takes longer than a lease). The scipy/roadrunner peers run
+    on the GPU machine's CPU cores beside this plan (run_gpu.sh starts the quick plan's peers
+    case in a second process).
+    """
+    sizes = [1024, 65536, 1 << 20]
     return [
-        {"case": "flops", "dtype": "float64", "matmul_size": 8192},
         {"case": "flops", "dtype": "float32", "matmul_size": 8192},
-        _forward("tsit5", "float32", sizes, protocol="ketamine_24h", max_point_s=60),
-        _forward("tsit5", "float64", sizes, protocol="ketamine_24h", max_point_s=60),
-        _forward("tsit5", "float64", sizes, max_point_s=60),
-        _forward("tsit5", "float32", sizes, max_point_s=60),
-        _forward("kvaerno5", "float64", [1, 1024, 16384, 131072], max_point_s=45),
-        _forward("kvaerno5", "float32", [1024, 16384, 131072], max_point_s=45),
+        {"case": "flops", "dtype": "float64", "matmul_size": 8192},
+        _forward("tsit5", "float32", sizes, protocol="ketamine_24h", repeats=3, max_point_s=40),
+        _forward("tsit5", "float64", sizes, protocol="ketamine_24h", repeats=3, max_point_s=40),
+        _forward("tsit5", "float64", sizes, repeats=3, max_point_s=40),
         {
             "case": "gradient",
             "solver": "tsit5",
             "dtype": "float64",
-            "n_neurons": [1024, 16384],
-            "log_likelihood_n": [1024, 4096],
-            "repeats": 2,
+            "n_neurons": [4096],
+            "log_likelihood_n": [4096],
+            "solve_only": False,
+            "repeats": 3,
         },
-        {"case": "peers", "dtype": "float64", "n_neurons": 8, "cap_s": 5.0},
+        _forward("kvaerno5", "float64", [1024, 65536], repeats=2, max_point_s=30),
+        _forward("tsit5", "float32", sizes, repeats=3, max_point_s=40),
         {
-            "case": "sharding",
-            "solver": "tsit5",
-            "dtype": "float64",
-            "n_neurons": 65536,
-            "k_devices": 1,
-        },
-        {
-            # the target: NUTS on the default data with 4,096 neurons in < 10 min on one H100
-            # (infer/configs/gpu.toml: 4 vectorised chains, 500 + 500, tree depth 8). It runs
-            # last; the plan's budget still applies, so give run_gpu.sh a larger BUDGET to let
-            # it finish.
+            # the target is a diagnostics-passing NUTS fit of the default data with 4,096
+            # neurons in < 10 min (infer/configs/gpu.toml: 4 vectorised chains, 500 + 500);
+            # a lease is too short for that, so this measures seconds per transition and
+            # gradients per transition on a short run from the prior medians
             "case": "inference",
             "dtype": "float64",
             "config": "infer/configs/gpu.toml",
-            "engines": ["nuts", "svi"],
+            "engines": ["nuts"],
+            "n_neurons": 4096,
+            "chains": 4,
+            "chain_method": "vectorized",
+            "warmup": 10,
+            "draws": 10,
+            "max_tree_depth": 4,
         },
     ]
 

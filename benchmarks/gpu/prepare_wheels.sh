@@ -1,12 +1,10 @@
 #!/usr/bin/env bash
 # Run where pip can reach PyPI (NOT on the GPU machine): fills .whl/ with the wheels the GPU
-# image lacks, plus homeoplast itself, for benchmarks/gpu/run_gpu.sh. Python 3.12, x86-64.
+# image lacks, for benchmarks/gpu/run_gpu.sh (the project runs from the checkout). Python 3.12, x86-64.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}
 mkdir -p .whl
-grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo /.whl/ >> .git/info/exclude
-"$PY" -m pip wheel --no-deps -w .whl .
 PLAT=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64
       --platform manylinux2014_x86_64 --platform manylinux1_x86_64)
 # Missing from the GPU image: arviz and its h5netcdf / xarray-einstats needs (infer/), and
