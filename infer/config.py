@@ -85,9 +85,11 @@ class FitConfig:
     target_accept: float = 0.85
     dense_mass: bool = False  # NUTS: dense (full) mass matrix instead of diagonal
     mass_init: str = "identity"  # identity | laplace (curvature at the MAP point; dense only)
+    adapt_mass: bool = True  # NUTS warm-up re-estimates the mass matrix (false: step size only)
     map_starts: int = 4
     map_steps: int = 300
     map_learning_rate: float = 0.05
+    map_polish_steps: int = 300  # L-BFGS-B iterations after Adam, per start (0: none)
     svi_steps: int = 500
     svi_learning_rate: float = 0.02
     svi_guide: str = "normal"  # normal | lowrank
@@ -119,7 +121,7 @@ class FitConfig:
             "max_tree_depth",
         ):
             positive_int(key, getattr(self, key))
-        for key in ("warmup", "adjoint_checkpoints"):
+        for key in ("warmup", "adjoint_checkpoints", "map_polish_steps"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"{key} must be a non-negative integer, got {value!r}")
@@ -146,8 +148,12 @@ class FitConfig:
             raise ConfigError(
                 f"engine.mass_init must be 'identity' or 'laplace', got {self.mass_init!r}"
             )
-        if not isinstance(self.dense_mass, bool):
-            raise ConfigError(f"engine.dense_mass must be true or false, got {self.dense_mass!r}")
+        for key in ("dense_mass", "adapt_mass", "include_constraints"):
+            if not isinstance(getattr(self, key), bool):
+                section = "data" if key == "include_constraints" else "engine"
+                raise ConfigError(
+                    f"{section}.{key} must be true or false, got {getattr(self, key)!r}"
+                )
         if self.mass_init == "laplace" and not self.dense_mass:
             raise ConfigError(
                 "engine.mass_init = 'laplace' needs engine.dense_mass = true (the curvature at "
@@ -208,9 +214,11 @@ class FitConfig:
                 "target_accept",
                 "dense_mass",
                 "mass_init",
+                "adapt_mass",
                 "map_starts",
                 "map_steps",
                 "map_learning_rate",
+                "map_polish_steps",
                 "svi_steps",
                 "svi_learning_rate",
                 "svi_guide",

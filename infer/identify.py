@@ -43,8 +43,8 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import optimize
 
+from ._optim import fd_hessian, polish
 from .config import FitConfig
 from .fit import Fit
 from .model import SCALE_PRIOR_SD
@@ -159,21 +159,8 @@ class LocalAnalysis:
         start = run_map(self.model, config, key)
         x0 = np.asarray(self._ravel(start["unconstrained"]), dtype=float)
 
-        def fun(x):
-            v, g = self.value_grad(x)
-            if not np.isfinite(v) or not np.all(np.isfinite(g)):
-                return 1e12, np.zeros_like(x)  # a failed solve: the line search backs off
-            return v, g
-
-        res = optimize.minimize(
-            fun,
-            x0,
-            jac=True,
-            method="L-BFGS-B",
-            options={"maxiter": polish_iter, "gtol": 1e-6, "ftol": 1e-13},
-        )
         start_val = self.value(x0)
-        x = res.x if res.fun <= start_val else x0
+        x, _, res = polish(self.value_grad, x0, polish_iter, gtol=1e-6, ftol=1e-13)
         val, grad = self.value_grad(x)
         return {
             "z": x,
@@ -188,21 +175,13 @@ class LocalAnalysis:
     # -- curvature -----------------------------------------------------------------------------
     def hessian(self, x: np.ndarray, step: float = FD_STEP) -> tuple[np.ndarray, float]:
         """Central finite differences of the exact gradient; (symmetrised H, asymmetry)."""
-        cols = []
-        for i in range(self.n):
-            e = np.zeros(self.n)
-            e[i] = step
-            _, gp = self.value_grad(x + e)
-            _, gm = self.value_grad(x - e)
-            cols.append((gp - gm) / (2 * step))
-        h = np.stack(cols, axis=1)
-        if not np.all(np.isfinite(h)):
+        try:
+            return fd_hessian(lambda x: self.value_grad(x)[1], x, step)
+        except FloatingPointError:
             raise RuntimeError(
                 "the Hessian at the mode is not finite (a solve failed within "
                 f"{step} of the mode); rerun with a tighter solver tolerance"
-            )
-        asym = float(np.linalg.norm(h - h.T) / max(np.linalg.norm(h), 1e-300))
-        return 0.5 * (h + h.T), asym
+            ) from None
 
     def diagonal_check(self, x: np.ndarray, h_v: np.ndarray) -> dict:
         """Recompute the whitened Hessian's diagonal with a larger step (``FD_CHECK_FACTOR``):
