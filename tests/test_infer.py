@@ -27,6 +27,7 @@ TINY = dict(
     engine="map",
     map_starts=2,
     map_steps=5,
+    map_polish_steps=20,
     posterior_draws=4,
     prior_draws=4,
     chains=1,
