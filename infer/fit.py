@@ -169,6 +169,7 @@ def run_fit(
     phase("map")
     log["map_neg_log_density"] = map_result["neg_log_density"]
     log["map_failed_starts"] = map_result["failed_starts"]
+    log["map_max_abs_gradient"] = map_result["max_abs_gradient"]  # ~0 at a mode
     init = map_result["latent"]
     nuts = None
     if config.engine == "map":

@@ -129,6 +129,8 @@ def test_inference_data_has_every_group_with_named_dims(map_run):
     ):
         assert hasattr(idata, group), group
     assert "measurement" in idata.observed_data["obs"].dims
+    log = json.loads(idata.attrs["fit_log"])
+    assert np.isfinite(log["map_neg_log_density"]) and log["map_max_abs_gradient"] >= 0
     assert set(idata.predictions["neuron_effect"].dims) >= {
         "neuron",
         "condition",
