@@ -31,6 +31,7 @@ class ConfigError(ValueError):
 _SOLVERS = ("tsit5", "kvaerno5", "kvaerno3", "dopri5")
 _ENGINES = ("nuts", "svi", "map")
 _USES = ("fit", "submodule")
+MIN_PILOT = 20  # shortest NUTS pilot (engine.mass_pilot) that estimates a variance
 
 DEFAULT_FREE = (
     "ic50_ethanol",
@@ -49,6 +50,7 @@ DEFAULT_FREE = (
     "k_pE",
     "K_T",
     "bdnf_ref_nM",
+    "pAkt0",
 )
 
 
@@ -86,6 +88,10 @@ class FitConfig:
     dense_mass: bool = False  # NUTS: dense (full) mass matrix instead of diagonal
     mass_init: str = "identity"  # identity | laplace (curvature at the MAP point; dense only)
     adapt_mass: bool = True  # NUTS warm-up re-estimates the mass matrix (false: step size only)
+    # NUTS pilot: transitions run before warm-up with the starting mass matrix; then each
+    # latent's variance in that matrix is rescaled to the variance of the pilot's second half
+    # (correlations kept) and warm-up starts afresh from where the chains are (0: no pilot).
+    mass_pilot: int = 0
     map_starts: int = 4
     map_steps: int = 300
     map_learning_rate: float = 0.05
@@ -97,6 +103,9 @@ class FitConfig:
     prior_draws: int = 100
     use: tuple[str, ...] = ("fit",)
     datasets: tuple[str, ...] = ()  # dataset ids to fit; empty: every simulable dataset
+    # measurement ids left out of the fit (e.g. a point the model's structure cannot express);
+    # recorded in the InferenceData and the report, so the exclusion is visible in the results
+    exclude: tuple[str, ...] = ()
     include_constraints: bool = True
     relative_noise_floor: float = 0.05  # added in quadrature to every SD, as a fraction of |value|
     secondary_noise_floor: float = 0.15  # for secondary / digitised rows
@@ -121,7 +130,7 @@ class FitConfig:
             "max_tree_depth",
         ):
             positive_int(key, getattr(self, key))
-        for key in ("warmup", "adjoint_checkpoints", "map_polish_steps"):
+        for key in ("warmup", "adjoint_checkpoints", "map_polish_steps", "mass_pilot"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"{key} must be a non-negative integer, got {value!r}")
@@ -154,6 +163,16 @@ class FitConfig:
                 raise ConfigError(
                     f"{section}.{key} must be true or false, got {getattr(self, key)!r}"
                 )
+        if 0 < self.mass_pilot < MIN_PILOT:
+            raise ConfigError(
+                f"engine.mass_pilot must be 0 (no pilot) or at least {MIN_PILOT} transitions (its "
+                f"second half estimates a variance per latent), got {self.mass_pilot}"
+            )
+        if self.mass_pilot and self.adapt_mass:
+            raise ConfigError(
+                "engine.mass_pilot rescales a mass matrix that warm-up then keeps: set "
+                "engine.adapt_mass = false, or mass_pilot = 0"
+            )
         if self.mass_init == "laplace" and not self.dense_mass:
             raise ConfigError(
                 "engine.mass_init = 'laplace' needs engine.dense_mass = true (the curvature at "
@@ -180,6 +199,10 @@ class FitConfig:
             )
         if len(set(self.free)) != len(self.free) or not self.free:
             raise ConfigError("population.free must list each parameter once, and at least one")
+        for key in ("datasets", "exclude"):
+            value = getattr(self, key)
+            if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"data.{key} must be a list of ids (strings), got {value!r}")
         bad_use = [u for u in self.use if u not in _USES]
         if bad_use:
             raise ConfigError(f"data.use entries must be in {_USES}, got {bad_use}")
@@ -215,6 +238,7 @@ class FitConfig:
                 "dense_mass",
                 "mass_init",
                 "adapt_mass",
+                "mass_pilot",
                 "map_starts",
                 "map_steps",
                 "map_learning_rate",
@@ -230,6 +254,7 @@ class FitConfig:
             "data": (
                 "use",
                 "datasets",
+                "exclude",
                 "include_constraints",
                 "relative_noise_floor",
                 "secondary_noise_floor",

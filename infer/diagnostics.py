@@ -620,6 +620,7 @@ def diagnose(idata, thresholds: Thresholds = Thresholds()) -> DiagnosticsReport:
             "device",
             "git_commit",
             "n_neurons",
+            "excluded_measurements",
             "package_versions",
             "data_checksums",
         )
@@ -686,7 +687,13 @@ def render_markdown(report: DiagnosticsReport) -> str:
     for key, value in r.provenance.items():
         if key in ("package_versions", "data_checksums"):
             continue
-        if key != "engine":
+        if key == "excluded_measurements":
+            ids = _json_list(r.provenance, key) or []
+            lines.append(
+                "- measurements excluded from the fit (config `data.exclude`; see its comments): "
+                + (", ".join(f"`{i}`" for i in ids) if ids else "none")
+            )
+        elif key != "engine":
             lines.append(f"- {key}: `{value}`")
     lines += ["", "## Checks", ""]
     lines += _md_table(

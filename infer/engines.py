@@ -145,7 +145,7 @@ def laplace_inverse_mass(model, unconstrained: dict, *, step: float = 1e-3, floo
     return 0.5 * (inverse + inverse.T), eig
 
 
-CHECKPOINT_FORMAT = 4  # bump when the checkpoint's layout changes
+CHECKPOINT_FORMAT = 5  # bump when the checkpoint's layout changes
 _RECORDED = ("diverging", "energy", "num_steps", "accept_prob", "potential_energy")
 
 
@@ -255,12 +255,13 @@ class ChunkedNUTS:
         n = sum(int(np.size(x)) for x in jax.tree_util.tree_leaves(self._z0))
         return jnp.eye(n) if self.dense else jnp.ones(n)
 
-    def init(self, start: dict, key, inverse_mass=None) -> list | object:
+    def init(self, start: dict, key, inverse_mass=None, *, per_chain: bool = False):
         """Initial states: a batched state (vectorized) or a list of one state per chain.
 
-        ``inverse_mass``: starting inverse mass matrix over the latents flattened in
-        ``jax.flatten_util.ravel_pytree`` order ([n, n] when dense, [n] when diagonal);
-        identity when None."""
+        ``start``: latent values (unconstrained), shared by the chains, or with a leading
+        chain axis when ``per_chain``. ``inverse_mass``: starting inverse mass matrix over
+        the latents flattened in ``jax.flatten_util.ravel_pytree`` order ([n, n] when dense,
+        [n] when diagonal); identity when None."""
         keys = jax.random.split(key, self.chains)
         self._init_traced = True
         inv = self._identity_mass() if inverse_mass is None else jnp.asarray(inverse_mass)
@@ -269,12 +270,19 @@ class ChunkedNUTS:
                 f"inverse_mass has shape {inv.shape}; this sampler needs "
                 f"{self._identity_mass().shape} (dense_mass={self.dense})"
             )
-        if self.vectorized:
+        if per_chain:
+            starts = jax.tree_util.tree_map(jnp.asarray, start)
+        else:
             starts = jax.tree_util.tree_map(
                 lambda x: jnp.broadcast_to(x, (self.chains, *jnp.shape(x))), start
             )
+        starts = _strong(starts)  # a fresh start and a pilot's end points: one signature
+        if self.vectorized:
             return self._init(starts, keys, inv)
-        return [self._init(start, k, inv) for k in keys]
+        return [
+            self._init(jax.tree_util.tree_map(lambda x, i=i: x[i], starts), k, inv)
+            for i, k in enumerate(keys)
+        ]
 
     def advance(self, states, n: int):
         """Run n <= chunk transitions of every chain: (new states, records [chain, n, ...])."""
@@ -323,6 +331,44 @@ def _load_checkpoint(path: Path, signature: dict) -> dict:
     return saved
 
 
+# Clip of the pilot's variance / the starting variance. The pilot only widens: a short pilot
+# of a slowly mixing chain underestimates a variance (its draws have not yet spread), so a
+# ratio below 1 is more often that bias than evidence. Measured on the demo fit (2026-12-05):
+# a 50-transition pilot's ratios below 1 (0.47-0.92) were all for latents whose variance in
+# 800 later draws was 0.8-1.4 times the Laplace one, while its ratios above 1.5 (the
+# between-neuron SDs, a_ttx, k_G) matched the later draws' 1.9-3.4.
+PILOT_RATIO_BOUNDS = (1.0, 100.0)
+
+
+def rescale_inverse_mass(inverse_mass, draws, bounds=PILOT_RATIO_BOUNDS):
+    """The inverse mass matrix with each latent's variance set to that of ``draws``.
+
+    ``draws``: [n, latents] unconstrained draws (ravel_pytree order). The ratio of their
+    variance to the matrix's diagonal is clipped to ``bounds`` (see PILOT_RATIO_BOUNDS: a
+    pilot that has not yet explored a direction must not shrink it) and applied as
+    D^1/2 C D^1/2, so the
+    correlations of a dense matrix (e.g. the Laplace ridge directions) are kept. Returns
+    (new inverse mass, ratios)."""
+    inv = np.asarray(inverse_mass, dtype=float)
+    base = np.diag(inv) if inv.ndim == 2 else inv
+    ratio = np.clip(np.var(np.asarray(draws, dtype=float), axis=0, ddof=1) / base, *bounds)
+    if inv.ndim == 2:
+        d = np.sqrt(ratio)
+        return d[:, None] * inv * d[None, :], ratio
+    return inv * ratio, ratio
+
+
+def _flat_draws(z: dict) -> tuple[np.ndarray, list[str]]:
+    """{site: [chain, n, ...]} -> ([chain*n, latents] in ravel_pytree order, latent labels)."""
+    cols, labels = [], []
+    for k in sorted(z):
+        v = np.asarray(z[k])
+        flat = v.reshape(v.shape[0] * v.shape[1], -1)
+        cols.append(flat)
+        labels += [k] if flat.shape[1] == 1 else [f"{k}[{i}]" for i in range(flat.shape[1])]
+    return np.concatenate(cols, axis=1), labels
+
+
 def run_nuts(
     model,
     config: FitConfig,
@@ -335,57 +381,72 @@ def run_nuts(
     chunk: int = 50,
     progress: bool = True,
 ) -> dict:
-    """NUTS with several chains, checkpointed every ``chunk`` transitions (warm-up included).
-    ``inverse_mass`` is the starting inverse mass matrix (see :meth:`ChunkedNUTS.init`).
+    """NUTS with several chains, checkpointed every ``chunk`` transitions (pilot and warm-up
+    included). ``inverse_mass`` is the starting inverse mass matrix (see
+    :meth:`ChunkedNUTS.init`).
+
+    With ``config.mass_pilot`` > 0 the chains first run that many transitions with the
+    starting mass matrix; its variances are then rescaled to those of the pilot's second half
+    (:func:`rescale_inverse_mass`), and the chains start warm-up afresh from where the pilot
+    left them, with the new matrix. Pilot transitions are discarded like warm-up.
 
     Returns grouped samples (``{site: [chain, draw, ...]}``), extra fields (diverging, energy,
-    num_steps (leapfrog steps; tree depth is its log2), accept_prob, potential_energy) and the
-    wall time. ``resume=True`` continues from ``checkpoint`` (same settings; ``draws`` may be
+    num_steps (leapfrog steps; tree depth is its log2), accept_prob, potential_energy), the
+    pilot's variance ratios per latent (``pilot_ratio``, empty without a pilot) and the wall
+    time. ``resume=True`` continues from ``checkpoint`` (same settings; ``draws`` may be
     larger than the saved run's). On KeyboardInterrupt the draws finished so far are returned
     with ``interrupted=True``.
     """
     driver = ChunkedNUTS.for_model(model, config, chunk)
+    signature = {**driver.signature, "mass_pilot": config.mass_pilot}
     _, z0, constrain, _ = model.potential()
     t0 = time.perf_counter()
+    run = {"piloted": 0, "pilot_z": [], "pilot_ratio": {}, "warmed": 0, "chunks": []}
     if resume and checkpoint is not None and checkpoint.exists():
-        saved = _load_checkpoint(checkpoint, driver.signature)
+        saved = _load_checkpoint(checkpoint, signature)
         # back on the device as jax Arrays: the same call signature as a fresh run's state
-        states, warmed, done = jax.device_put(saved["state"]), saved["warmed"], saved["chunks"]
+        states = jax.device_put(saved.pop("state"))
+        run.update({k: saved[k] for k in run})
     else:
         start = z0 if init_unconstrained is None else init_unconstrained
-        states, warmed, done = driver.init(start, key, inverse_mass), 0, []
+        states = driver.init(start, key, inverse_mass)
+    done = run["chunks"]
     n_done = sum(c["num_steps"].shape[1] for c in done)
-    total = config.chains * (config.warmup + config.draws)
+    pilot, total = config.mass_pilot, config.mass_pilot + config.warmup + config.draws
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, initial=config.chains * (warmed + n_done), desc="NUTS")
+        initial = run["piloted"] + run["warmed"] + n_done
+        bar = tqdm(total=config.chains * total, initial=config.chains * initial, desc="NUTS")
     interrupted = False
     try:
-        while warmed < config.warmup or n_done < config.draws:
-            in_warmup = warmed < config.warmup
-            n = min(chunk, config.warmup - warmed if in_warmup else config.draws - n_done)
+        while run["piloted"] < pilot or run["warmed"] < config.warmup or n_done < config.draws:
+            if run["piloted"] < pilot:
+                stage, left = "pilot", pilot - run["piloted"]
+            elif run["warmed"] < config.warmup:
+                stage, left = "warmup", config.warmup - run["warmed"]
+            else:
+                stage, left = "draws", config.draws - n_done
+            n = min(chunk, left)
             states, records = driver.advance(states, n)
-            if in_warmup:
-                warmed += n
+            if stage == "pilot":
+                run["piloted"] += n
+                run["pilot_z"].append(records["z"])
+                if run["piloted"] == pilot:
+                    states = _after_pilot(driver, run, inverse_mass, key)
+            elif stage == "warmup":
+                run["warmed"] += n
             else:
                 done.append(records)
                 n_done += n
             if checkpoint is not None:
                 with atomic_path(checkpoint) as tmp, open(tmp, "wb") as fh:
-                    pickle.dump(
-                        {
-                            "signature": driver.signature,
-                            "state": jax.device_get(states),
-                            "warmed": warmed,
-                            "chunks": done,
-                        },
-                        fh,
-                    )
+                    state = jax.device_get(states)
+                    pickle.dump({"signature": signature, "state": state, **run}, fh)
             if bar is not None:
                 bar.update(config.chains * n)
-                if not in_warmup:
+                if stage == "draws":
                     div = int(sum(np.sum(c["diverging"]) for c in done))
                     bar.set_postfix_str(f"divergences {div}", refresh=False)
     except KeyboardInterrupt:
@@ -395,8 +456,8 @@ def run_nuts(
             bar.close()
     if not done:
         raise RuntimeError(
-            "NUTS was interrupted before finishing a block of draws (a checkpointed warm-up "
-            "is kept: rerun with resume)"
+            "NUTS was interrupted before finishing a block of draws (a checkpointed pilot and "
+            "warm-up are kept: rerun with resume)"
         )
     records = {k: np.concatenate([c[k] for c in done], axis=1) for k in _RECORDED}
     unconstrained = {k: np.concatenate([c["z"][k] for c in done], axis=1) for k in done[0]["z"]}
@@ -405,9 +466,23 @@ def run_nuts(
         "samples": samples,
         "extra": records,
         "n_draws": n_done,
+        "pilot_ratio": run["pilot_ratio"],
         "interrupted": interrupted,
         "seconds": time.perf_counter() - t0,
     }
+
+
+def _after_pilot(driver: ChunkedNUTS, run: dict, inverse_mass, key):
+    """Rescale the starting mass matrix to the pilot's second half; fresh warm-up states
+    (same compiled init program) from the pilot's last positions."""
+    z = {k: np.concatenate([c[k] for c in run["pilot_z"]], axis=1) for k in run["pilot_z"][0]}
+    half = next(iter(z.values())).shape[1] // 2
+    flat, labels = _flat_draws({k: v[:, half:] for k, v in z.items()})
+    base = driver._identity_mass() if inverse_mass is None else inverse_mass
+    new_mass, ratio = rescale_inverse_mass(base, flat)
+    run["pilot_ratio"] = {lab: float(r) for lab, r in zip(labels, ratio, strict=True)}
+    last = {k: v[:, -1] for k, v in z.items()}
+    return driver.init(last, jax.random.fold_in(key, 1), new_mass, per_chain=True)
 
 
 def log_density_fn(model):

@@ -64,6 +64,14 @@ def load_problem(config: FitConfig) -> FitProblem:
                 f"choose from {sorted(set(measurements['datasetId']))} ('python -m infer data list')"
             )
         measurements = measurements[measurements["datasetId"].isin(config.datasets)]
+    if config.exclude:
+        unknown = sorted(set(config.exclude) - set(measurements["measurementId"]))
+        if unknown:
+            raise ConfigError(
+                f"data.exclude: {unknown} are not measurements of this fit's datasets; list "
+                "measurementId values from data/measurements.csv of the datasets in data.datasets"
+            )
+        measurements = measurements[~measurements["measurementId"].isin(config.exclude)]
     constraints = load_constraints() if config.include_constraints else None
     if constraints is not None and "simulable" in constraints:
         constraints = constraints[constraints["simulable"].astype(bool)]
@@ -197,6 +205,8 @@ def run_fit(
             progress=progress,
         )
         samples = nuts["samples"]
+        if nuts["pilot_ratio"]:  # pilot variance / starting variance, per latent
+            log["pilot_variance_ratio"] = nuts["pilot_ratio"]
         log["nuts_seconds"] = nuts["seconds"]
         log["nuts_interrupted"] = nuts["interrupted"]
     phase(config.engine if config.engine != "map" else "map_done")
@@ -305,6 +315,7 @@ def build_inference_data(fit: Fit, samples: dict, nuts: dict | None, k_prior, k_
             "git_commit": _git_commit(),
             "data_checksums": json.dumps(_checksums()),
             "config": cfg.to_toml(),
+            "excluded_measurements": json.dumps(list(cfg.exclude)),
             "free_parameters": json.dumps(list(model.free)),
             "sigma_parameters": json.dumps([f"sigma_{n}" for n in model.sigma_names]),
             "nuisance_parameters": json.dumps(list(model.scale_names)),

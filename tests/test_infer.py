@@ -24,6 +24,7 @@ TINY = dict(
     neurons=2,
     free=("f_Ystab", "k_Y", "c0", "w_ca", "g_FG"),
     datasets=("wolfe2016_fig7c", "wolfe2016_fig5ac", "wolfe2016_fig5h"),
+    exclude=("GB15",),
     engine="map",
     map_starts=2,
     map_steps=5,
@@ -129,6 +130,10 @@ def test_inference_data_has_every_group_with_named_dims(map_run):
     ):
         assert hasattr(idata, group), group
     assert "measurement" in idata.observed_data["obs"].dims
+    # a measurement left out by data.exclude is absent from the data and named in the attrs
+    assert json.loads(idata.attrs["excluded_measurements"]) == ["GB15"]
+    measured = list(idata.observed_data["measurement"].values)
+    assert "GB15" not in measured and "GB14" in measured
     log = json.loads(idata.attrs["fit_log"])
     assert np.isfinite(log["map_neg_log_density"]) and log["map_max_abs_gradient"] >= 0
     assert set(idata.predictions["neuron_effect"].dims) >= {
@@ -158,6 +163,8 @@ def test_netcdf_round_trip_and_figures_regenerate(map_run, tmp_path):
     np.testing.assert_array_equal(again.posterior["pred"].values, idata.posterior["pred"].values)
     report = diagnose_run(copy)
     assert report.exists() and "Inference diagnostics" in report.read_text()
+    assert "measurements excluded from the fit" in report.read_text()
+    assert "`GB15`" in report.read_text()
     figures = plot_run(copy)
     assert any(p.suffix == ".png" for p in figures) and any(p.suffix == ".pdf" for p in figures)
 
@@ -225,6 +232,54 @@ def test_nuts_checkpoint_and_resume(tiny_fit, tmp_path):
         )
 
 
+def test_nuts_pilot_rescales_the_mass_and_resumes(tiny_fit, tmp_path):
+    """With engine.mass_pilot, the chains run a pilot with the starting mass matrix, then
+    warm up again with its variances rescaled; the ratios are returned and survive a resume,
+    and the second init reuses the compiled programs."""
+    from infer.engines import PILOT_RATIO_BOUNDS, ChunkedNUTS, run_nuts
+
+    cfg = tiny_fit.config.replace(
+        engine="nuts",
+        draws=2,
+        warmup=3,
+        chains=2,
+        chain_method="threads",
+        dense_mass=True,
+        adapt_mass=False,
+        mass_pilot=20,
+    )
+    ckpt = tmp_path / "ckpt.pkl"
+    first = run_nuts(
+        tiny_fit.model, cfg, jax.random.PRNGKey(1), checkpoint=ckpt, chunk=2, progress=False
+    )
+    ratio = first["pilot_ratio"]
+    assert sorted(ratio) == sorted(tiny_fit.model.latent_names)
+    assert all(PILOT_RATIO_BOUNDS[0] <= r <= PILOT_RATIO_BOUNDS[1] for r in ratio.values())
+    assert first["extra"]["num_steps"].shape == (2, 2)
+    driver = ChunkedNUTS.for_model(tiny_fit.model, cfg, 2)
+    assert driver._init._cache_size() == 1 and driver._block._cache_size() == 1
+    resumed = run_nuts(
+        tiny_fit.model,
+        cfg.replace(draws=4),
+        jax.random.PRNGKey(1),
+        checkpoint=ckpt,
+        resume=True,
+        chunk=2,
+        progress=False,
+    )
+    assert resumed["pilot_ratio"] == ratio and resumed["n_draws"] == 4
+    with pytest.raises(RuntimeError, match="mass_pilot"):
+        run_nuts(
+            tiny_fit.model,
+            cfg.replace(mass_pilot=30),
+            jax.random.PRNGKey(1),
+            checkpoint=ckpt,
+            resume=True,
+            chunk=2,
+            progress=False,
+        )
+
+
 def test_cli_fit_smoke_and_bad_config(tmp_path, capsys):
     config = tmp_path / "tiny.toml"
     config.write_text(FitConfig(**TINY).to_toml())
@@ -263,6 +318,9 @@ def test_cli_fit_smoke_and_bad_config(tmp_path, capsys):
         ({"engine": {"adapt_mass": "no"}}, "engine.adapt_mass must be true or false"),
         ({"engine": {"map_polish_steps": -1}}, "map_polish_steps"),
         ({"data": {"include_constraints": 1}}, "data.include_constraints"),
+        ({"data": {"exclude": [15]}}, "data.exclude must be a list of ids"),
+        ({"engine": {"mass_pilot": 5, "adapt_mass": False}}, "mass_pilot must be 0"),
+        ({"engine": {"mass_pilot": 40}}, "adapt_mass = false"),
     ],
 )
 def test_each_bad_config_value_gives_a_clear_error(table, needle):
@@ -275,6 +333,26 @@ def test_unknown_dataset_in_config_is_named(tmp_path):
 
     with pytest.raises(ConfigError, match="no_such_dataset"):
         load_problem(FitConfig(**{**TINY, "datasets": ("no_such_dataset",)}))
+    # an excluded id that is not a measurement of the fit's datasets (GB05: another dataset)
+    with pytest.raises(ConfigError, match=r"data.exclude: \['GB05', 'nope'\]"):
+        load_problem(FitConfig(**{**TINY, "exclude": ("GB15", "GB05", "nope")}))
+
+
+def test_rescale_inverse_mass_keeps_correlations_and_clips():
+    from infer.engines import PILOT_RATIO_BOUNDS, rescale_inverse_mass
+
+    cov = np.array([[1.0, 0.9, 0.0], [0.9, 1.0, 0.0], [0.0, 0.0, 4.0]])
+    rng = np.random.default_rng(0)
+    # draws 3x wider than cov in the first latent, as wide in the second, far narrower in the 3rd
+    draws = rng.standard_normal((20000, 3)) * np.array([3.0, 1.0, 1e-3])
+    new, ratio = rescale_inverse_mass(cov, draws)
+    np.testing.assert_allclose(ratio[:2], [9.0, 1.0], rtol=0.05)
+    assert ratio[2] == PILOT_RATIO_BOUNDS[0]  # clipped: a pilot cannot shrink a direction away
+    corr = new / np.sqrt(np.outer(np.diag(new), np.diag(new)))
+    np.testing.assert_allclose(corr, cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov))))
+    np.testing.assert_allclose(np.diag(new), np.diag(cov) * ratio)
+    diag, _ = rescale_inverse_mass(np.diag(cov), draws)
+    np.testing.assert_allclose(diag, np.diag(new))
 
 
 @pytest.mark.parametrize(
@@ -321,7 +399,7 @@ def test_long_lanes_get_their_own_solver():
     import diffrax
 
     cfg = FitConfig(
-        **{**TINY, "datasets": ("wolfe2016_fig5ac", "verpelli2010_fig1d_dendrite")},
+        **{**TINY, "datasets": ("wolfe2016_fig5ac", "verpelli2010_fig1d_dendrite"), "exclude": ()},
         long_solver="kvaerno3",
     )
     fit = Fit.create(cfg)
