@@ -169,20 +169,27 @@ def test_netcdf_round_trip_and_figures_regenerate(map_run, tmp_path):
     assert any(p.suffix == ".png" for p in figures) and any(p.suffix == ".pdf" for p in figures)
 
 
+# two chains in threads, dense mass kept through warm-up: the NUTS tests' shared settings
+# (one compiled driver for all of them, blocks of 2 transitions)
+NUTS_TINY = dict(
+    engine="nuts", warmup=3, chains=2, chain_method="threads", dense_mass=True, adapt_mass=False
+)
+
+
+def _nuts(model, cfg, ckpt, *, key=0, **kwargs):
+    from infer.engines import run_nuts
+
+    return run_nuts(
+        model, cfg, jax.random.PRNGKey(key), checkpoint=ckpt, chunk=2, progress=False, **kwargs
+    )
+
+
 def test_nuts_checkpoint_and_resume(tiny_fit, tmp_path):
     """A NUTS run checkpoints its draws; resuming continues from the saved state. Two chains
     run concurrently in threads, with a dense mass matrix started from the Laplace curvature."""
-    from infer.engines import ChunkedNUTS, laplace_inverse_mass, run_nuts
+    from infer.engines import ChunkedNUTS, laplace_inverse_mass
 
-    cfg = tiny_fit.config.replace(
-        engine="nuts",
-        draws=4,
-        warmup=3,
-        chains=2,
-        chain_method="threads",
-        dense_mass=True,
-        adapt_mass=False,
-    )
+    cfg = tiny_fit.config.replace(draws=4, **NUTS_TINY)
     _, z0, _, _ = tiny_fit.model.potential()
     inverse_mass, eig = laplace_inverse_mass(tiny_fit.model, z0)
     n = len(z0)
@@ -190,27 +197,11 @@ def test_nuts_checkpoint_and_resume(tiny_fit, tmp_path):
     np.testing.assert_allclose(inverse_mass, inverse_mass.T)
     assert np.all(np.linalg.eigvalsh(inverse_mass) > 0)
     ckpt = tmp_path / "ckpt.pkl"
-    first = run_nuts(
-        tiny_fit.model,
-        cfg,
-        jax.random.PRNGKey(0),
-        inverse_mass=inverse_mass,
-        checkpoint=ckpt,
-        chunk=2,
-        progress=False,
-    )
+    first = _nuts(tiny_fit.model, cfg, ckpt, inverse_mass=inverse_mass)
     assert first["n_draws"] == 4 and ckpt.exists()
     traces = trace_count()
     more = cfg.replace(draws=6)
-    resumed = run_nuts(
-        tiny_fit.model,
-        more,
-        jax.random.PRNGKey(0),
-        checkpoint=ckpt,
-        resume=True,
-        chunk=2,
-        progress=False,
-    )
+    resumed = _nuts(tiny_fit.model, more, ckpt, resume=True)
     assert resumed["n_draws"] == 6
     name = f"raw_{cfg.free[0]}"
     np.testing.assert_array_equal(resumed["samples"][name][:, :4], first["samples"][name])
@@ -221,63 +212,28 @@ def test_nuts_checkpoint_and_resume(tiny_fit, tmp_path):
     assert ChunkedNUTS.for_model(tiny_fit.model, more, 2)._block._cache_size() == 1
     # a checkpoint of a run with other settings is refused, naming what differs
     with pytest.raises(RuntimeError, match=r"max_tree_depth.*same config"):
-        run_nuts(
-            tiny_fit.model,
-            more.replace(max_tree_depth=2),
-            jax.random.PRNGKey(0),
-            checkpoint=ckpt,
-            resume=True,
-            chunk=2,
-            progress=False,
-        )
+        _nuts(tiny_fit.model, more.replace(max_tree_depth=2), ckpt, resume=True)
 
 
 def test_nuts_pilot_rescales_the_mass_and_resumes(tiny_fit, tmp_path):
     """With engine.mass_pilot, the chains run a pilot with the starting mass matrix, then
     warm up again with its variances rescaled; the ratios are returned and survive a resume,
     and the second init reuses the compiled programs."""
-    from infer.engines import PILOT_RATIO_BOUNDS, ChunkedNUTS, run_nuts
+    from infer.engines import PILOT_RATIO_BOUNDS, ChunkedNUTS
 
-    cfg = tiny_fit.config.replace(
-        engine="nuts",
-        draws=2,
-        warmup=3,
-        chains=2,
-        chain_method="threads",
-        dense_mass=True,
-        adapt_mass=False,
-        mass_pilot=20,
-    )
+    cfg = tiny_fit.config.replace(draws=2, mass_pilot=20, **NUTS_TINY)
     ckpt = tmp_path / "ckpt.pkl"
-    first = run_nuts(
-        tiny_fit.model, cfg, jax.random.PRNGKey(1), checkpoint=ckpt, chunk=2, progress=False
-    )
+    first = _nuts(tiny_fit.model, cfg, ckpt, key=1)
     ratio = first["pilot_ratio"]
     assert sorted(ratio) == sorted(tiny_fit.model.latent_names)
     assert all(PILOT_RATIO_BOUNDS[0] <= r <= PILOT_RATIO_BOUNDS[1] for r in ratio.values())
     assert first["extra"]["num_steps"].shape == (2, 2)
     driver = ChunkedNUTS.for_model(tiny_fit.model, cfg, 2)
     assert driver._init._cache_size() == 1 and driver._block._cache_size() == 1
-    resumed = run_nuts(
-        tiny_fit.model,
-        cfg.replace(draws=4),
-        jax.random.PRNGKey(1),
-        checkpoint=ckpt,
-        resume=True,
-        chunk=2,
-        progress=False,
-    )
+    resumed = _nuts(tiny_fit.model, cfg.replace(draws=4), ckpt, key=1, resume=True)
     assert resumed["pilot_ratio"] == ratio and resumed["n_draws"] == 4
     with pytest.raises(RuntimeError, match="mass_pilot"):
-        run_nuts(
-            tiny_fit.model,
-            cfg.replace(mass_pilot=30),
-            jax.random.PRNGKey(1),
-            checkpoint=ckpt,
-            resume=True,
-            chunk=2,
-            progress=False,
-        )
+        _nuts(tiny_fit.model, cfg.replace(mass_pilot=30), ckpt, key=1, resume=True)
 
 
 def test_cli_fit_smoke_and_bad_config(tmp_path, capsys):
