@@ -346,9 +346,8 @@ def rescale_inverse_mass(inverse_mass, draws, bounds=PILOT_RATIO_BOUNDS):
     ``draws``: [n, latents] unconstrained draws (ravel_pytree order). The ratio of their
     variance to the matrix's diagonal is clipped to ``bounds`` (see PILOT_RATIO_BOUNDS: a
     pilot that has not yet explored a direction must not shrink it) and applied as
-    D^1/2 C D^1/2, so the
-    correlations of a dense matrix (e.g. the Laplace ridge directions) are kept. Returns
-    (new inverse mass, ratios)."""
+    D^1/2 C D^1/2, so the correlations of a dense matrix (e.g. the Laplace ridge directions)
+    are kept. Returns (new inverse mass, ratios)."""
     inv = np.asarray(inverse_mass, dtype=float)
     base = np.diag(inv) if inv.ndim == 2 else inv
     ratio = np.clip(np.var(np.asarray(draws, dtype=float), axis=0, ddof=1) / base, *bounds)
@@ -401,7 +400,9 @@ def run_nuts(
     signature = {**driver.signature, "mass_pilot": config.mass_pilot}
     _, z0, constrain, _ = model.potential()
     t0 = time.perf_counter()
+    # the starting mass is kept with the run: a run resumed mid-pilot rescales the same matrix
     run = {"piloted": 0, "pilot_z": [], "pilot_ratio": {}, "warmed": 0, "chunks": []}
+    run["start_mass"] = None if inverse_mass is None else np.asarray(inverse_mass)
     if resume and checkpoint is not None and checkpoint.exists():
         saved = _load_checkpoint(checkpoint, signature)
         # back on the device as jax Arrays: the same call signature as a fresh run's state
@@ -434,7 +435,7 @@ def run_nuts(
                 run["piloted"] += n
                 run["pilot_z"].append(records["z"])
                 if run["piloted"] == pilot:
-                    states = _after_pilot(driver, run, inverse_mass, key)
+                    states = _after_pilot(driver, run, key)
             elif stage == "warmup":
                 run["warmed"] += n
             else:
@@ -472,13 +473,13 @@ def run_nuts(
     }
 
 
-def _after_pilot(driver: ChunkedNUTS, run: dict, inverse_mass, key):
+def _after_pilot(driver: ChunkedNUTS, run: dict, key):
     """Rescale the starting mass matrix to the pilot's second half; fresh warm-up states
     (same compiled init program) from the pilot's last positions."""
     z = {k: np.concatenate([c[k] for c in run["pilot_z"]], axis=1) for k in run["pilot_z"][0]}
     half = next(iter(z.values())).shape[1] // 2
     flat, labels = _flat_draws({k: v[:, half:] for k, v in z.items()})
-    base = driver._identity_mass() if inverse_mass is None else inverse_mass
+    base = driver._identity_mass() if run["start_mass"] is None else run["start_mass"]
     new_mass, ratio = rescale_inverse_mass(base, flat)
     run["pilot_ratio"] = {lab: float(r) for lab, r in zip(labels, ratio, strict=True)}
     last = {k: v[:, -1] for k, v in z.items()}

@@ -215,18 +215,21 @@ def test_nuts_checkpoint_and_resume(tiny_fit, tmp_path):
         _nuts(tiny_fit.model, more.replace(max_tree_depth=2), ckpt, resume=True)
 
 
-def test_nuts_pilot_rescales_the_mass_and_resumes(tiny_fit, tmp_path):
+def test_nuts_pilot_rescales_the_mass_and_resumes(tiny_fit, tmp_path, monkeypatch):
     """With engine.mass_pilot, the chains run a pilot with the starting mass matrix, then
-    warm up again with its variances rescaled; the ratios are returned and survive a resume,
-    and the second init reuses the compiled programs."""
+    warm up again with its variances rescaled; the ratios are returned and survive a resume
+    (also one that starts mid-pilot), and the second init reuses the compiled programs."""
     from infer.engines import PILOT_RATIO_BOUNDS, ChunkedNUTS
 
     cfg = tiny_fit.config.replace(draws=2, mass_pilot=20, **NUTS_TINY)
+    n = len(tiny_fit.model.latent_names)
+    start_mass = 0.05 * np.eye(n)  # not the identity: a resume must rescale this same matrix
     ckpt = tmp_path / "ckpt.pkl"
-    first = _nuts(tiny_fit.model, cfg, ckpt, key=1)
+    first = _nuts(tiny_fit.model, cfg, ckpt, key=1, inverse_mass=start_mass)
     ratio = first["pilot_ratio"]
     assert sorted(ratio) == sorted(tiny_fit.model.latent_names)
     assert all(PILOT_RATIO_BOUNDS[0] <= r <= PILOT_RATIO_BOUNDS[1] for r in ratio.values())
+    assert max(ratio.values()) > PILOT_RATIO_BOUNDS[0]  # widened: the matrix was too narrow
     assert first["extra"]["num_steps"].shape == (2, 2)
     driver = ChunkedNUTS.for_model(tiny_fit.model, cfg, 2)
     assert driver._init._cache_size() == 1 and driver._block._cache_size() == 1
@@ -234,6 +237,22 @@ def test_nuts_pilot_rescales_the_mass_and_resumes(tiny_fit, tmp_path):
     assert resumed["pilot_ratio"] == ratio and resumed["n_draws"] == 4
     with pytest.raises(RuntimeError, match="mass_pilot"):
         _nuts(tiny_fit.model, cfg.replace(mass_pilot=30), ckpt, key=1, resume=True)
+    # interrupted after 3 of the pilot's 10 blocks, resumed without the starting matrix: the
+    # checkpoint carries it, so the pilot and its ratios are those of the uninterrupted run
+    advance, calls = driver.advance, []
+
+    def interrupt_after_3(states, k):
+        calls.append(k)
+        if len(calls) > 3:
+            raise KeyboardInterrupt
+        return advance(states, k)
+
+    mid = tmp_path / "mid.pkl"
+    monkeypatch.setattr(driver, "advance", interrupt_after_3)
+    with pytest.raises(RuntimeError, match="interrupted before"):
+        _nuts(tiny_fit.model, cfg, mid, key=1, inverse_mass=start_mass)
+    monkeypatch.undo()
+    assert _nuts(tiny_fit.model, cfg, mid, key=1, resume=True)["pilot_ratio"] == ratio
 
 
 def test_cli_fit_smoke_and_bad_config(tmp_path, capsys):
