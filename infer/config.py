@@ -88,10 +88,12 @@ class FitConfig:
     dense_mass: bool = False  # NUTS: dense (full) mass matrix instead of diagonal
     mass_init: str = "identity"  # identity | laplace (curvature at the MAP point; dense only)
     adapt_mass: bool = True  # NUTS warm-up re-estimates the mass matrix (false: step size only)
-    # NUTS pilot: transitions run before warm-up with the starting mass matrix; then each
-    # latent's variance in that matrix is rescaled to the variance of the pilot's second half
-    # (correlations kept) and warm-up starts afresh from where the chains are (0: no pilot).
+    # NUTS pilot: transitions per round run before warm-up; after each round the mass matrix
+    # is widened to the spread of the round's draws (dense: along the directions where they
+    # spread significantly further; engines.rescale_inverse_mass) and the chains start afresh
+    # from where they are (0: no pilot). Warm-up follows the last round.
     mass_pilot: int = 0
+    mass_pilot_rounds: int = 1
     map_starts: int = 4
     map_steps: int = 300
     map_learning_rate: float = 0.05
@@ -128,6 +130,7 @@ class FitConfig:
             "posterior_draws",
             "prior_draws",
             "max_tree_depth",
+            "mass_pilot_rounds",
         ):
             positive_int(key, getattr(self, key))
         for key in ("warmup", "adjoint_checkpoints", "map_polish_steps", "mass_pilot"):
@@ -165,8 +168,8 @@ class FitConfig:
                 )
         if 0 < self.mass_pilot < MIN_PILOT:
             raise ConfigError(
-                f"engine.mass_pilot must be 0 (no pilot) or at least {MIN_PILOT} transitions (its "
-                f"second half estimates a variance per latent), got {self.mass_pilot}"
+                f"engine.mass_pilot must be 0 (no pilot) or at least {MIN_PILOT} transitions per "
+                f"round (its draws estimate the spread per latent), got {self.mass_pilot}"
             )
         if self.mass_pilot and self.adapt_mass:
             raise ConfigError(
@@ -239,6 +242,7 @@ class FitConfig:
                 "mass_init",
                 "adapt_mass",
                 "mass_pilot",
+                "mass_pilot_rounds",
                 "map_starts",
                 "map_steps",
                 "map_learning_rate",

@@ -341,20 +341,31 @@ PILOT_RATIO_BOUNDS = (1.0, 100.0)
 
 
 def rescale_inverse_mass(inverse_mass, draws, bounds=PILOT_RATIO_BOUNDS):
-    """The inverse mass matrix with each latent's variance set to that of ``draws``.
+    """The inverse mass matrix widened to the spread of ``draws``.
 
-    ``draws``: [n, latents] unconstrained draws (ravel_pytree order). The ratio of their
-    variance to the matrix's diagonal is clipped to ``bounds`` (see PILOT_RATIO_BOUNDS: a
-    pilot that has not yet explored a direction must not shrink it) and applied as
-    D^1/2 C D^1/2, so the correlations of a dense matrix (e.g. the Laplace ridge directions)
-    are kept. Returns (new inverse mass, ratios)."""
+    ``draws``: [n, latents] unconstrained draws (ravel_pytree order), pooled over chains.
+    Diagonal matrix: each latent's variance ratio (draws / matrix) is clipped to ``bounds``
+    and applied. Dense matrix C = L L^T: the draws are whitened by L and their covariance's
+    eigenvalues above the Marchenko-Pastur edge (1 + sqrt(latents / n))^2 (the largest an
+    eigenvalue of n white-noise draws reaches by chance) are kept, clipped to ``bounds``; the
+    others become 1. So a correlated direction along which the posterior spreads further than
+    C says (a bent ridge: measured on the demo fit, 2026-12-06, 6x the Laplace SD along a
+    k_Y / Fig. 7c-scale combination whose marginal SDs are only 1.25x) is widened, and noise
+    directions are not (PILOT_RATIO_BOUNDS: a pilot never shrinks). Returns (new inverse
+    mass, ratio of new to old diagonal)."""
     inv = np.asarray(inverse_mass, dtype=float)
-    base = np.diag(inv) if inv.ndim == 2 else inv
-    ratio = np.clip(np.var(np.asarray(draws, dtype=float), axis=0, ddof=1) / base, *bounds)
-    if inv.ndim == 2:
-        d = np.sqrt(ratio)
-        return d[:, None] * inv * d[None, :], ratio
-    return inv * ratio, ratio
+    x = np.asarray(draws, dtype=float)
+    if inv.ndim == 1:
+        ratio = np.clip(np.var(x, axis=0, ddof=1) / inv, *bounds)
+        return inv * ratio, ratio
+    chol = np.linalg.cholesky(inv)
+    white = np.linalg.solve(chol, (x - x.mean(axis=0)).T)  # [latents, n]
+    eig, vec = np.linalg.eigh(white @ white.T / (x.shape[0] - 1))
+    edge = (1.0 + np.sqrt(x.shape[1] / x.shape[0])) ** 2
+    eig = np.where(eig > edge, np.clip(eig, *bounds), 1.0)
+    new = chol @ (vec * eig) @ vec.T @ chol.T
+    new = 0.5 * (new + new.T)
+    return new, np.diag(new) / np.diag(inv)
 
 
 def _flat_draws(z: dict) -> tuple[np.ndarray, list[str]]:
@@ -384,25 +395,34 @@ def run_nuts(
     included). ``inverse_mass`` is the starting inverse mass matrix (see
     :meth:`ChunkedNUTS.init`).
 
-    With ``config.mass_pilot`` > 0 the chains first run that many transitions with the
-    starting mass matrix; its variances are then rescaled to those of the pilot's second half
-    (:func:`rescale_inverse_mass`), and the chains start warm-up afresh from where the pilot
-    left them, with the new matrix. Pilot transitions are discarded like warm-up.
+    With ``config.mass_pilot`` > 0 the chains first run ``config.mass_pilot_rounds`` pilot
+    rounds of that many transitions each: after each round the matrix is widened to the
+    spread of the round's draws (:func:`rescale_inverse_mass`) and the chains start afresh
+    (step size included) from where they are, with the new matrix; after the last round,
+    warm-up. A later round mixes better than the one before (its matrix is closer to the
+    posterior's spread), so it sees spread the earlier one had not reached. Pilot transitions
+    are discarded like warm-up.
 
     Returns grouped samples (``{site: [chain, draw, ...]}``), extra fields (diverging, energy,
     num_steps (leapfrog steps; tree depth is its log2), accept_prob, potential_energy), the
-    pilot's variance ratios per latent (``pilot_ratio``, empty without a pilot) and the wall
+    pilot's variance ratios per latent (final / starting matrix diagonal, ``pilot_ratio``,
+    empty without a pilot) and the wall
     time. ``resume=True`` continues from ``checkpoint`` (same settings; ``draws`` may be
     larger than the saved run's). On KeyboardInterrupt the draws finished so far are returned
     with ``interrupted=True``.
     """
     driver = ChunkedNUTS.for_model(model, config, chunk)
-    signature = {**driver.signature, "mass_pilot": config.mass_pilot}
+    signature = {
+        **driver.signature,
+        "mass_pilot": config.mass_pilot,
+        "mass_pilot_rounds": config.mass_pilot_rounds,
+    }
     _, z0, constrain, _ = model.potential()
     t0 = time.perf_counter()
-    # the starting mass is kept with the run: a run resumed mid-pilot rescales the same matrix
+    # the current mass is kept with the run: a run resumed mid-pilot widens the same matrix
     run = {"piloted": 0, "pilot_z": [], "pilot_ratio": {}, "warmed": 0, "chunks": []}
     run["start_mass"] = None if inverse_mass is None else np.asarray(inverse_mass)
+    run["mass"] = run["start_mass"]
     if resume and checkpoint is not None and checkpoint.exists():
         saved = _load_checkpoint(checkpoint, signature)
         # back on the device as jax Arrays: the same call signature as a fresh run's state
@@ -413,7 +433,8 @@ def run_nuts(
         states = driver.init(start, key, inverse_mass)
     done = run["chunks"]
     n_done = sum(c["num_steps"].shape[1] for c in done)
-    pilot, total = config.mass_pilot, config.mass_pilot + config.warmup + config.draws
+    pilot = config.mass_pilot * (config.mass_pilot_rounds if config.mass_pilot else 0)
+    total = pilot + config.warmup + config.draws
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -424,7 +445,8 @@ def run_nuts(
     try:
         while run["piloted"] < pilot or run["warmed"] < config.warmup or n_done < config.draws:
             if run["piloted"] < pilot:
-                stage, left = "pilot", pilot - run["piloted"]
+                stage = "pilot"
+                left = config.mass_pilot - run["piloted"] % config.mass_pilot
             elif run["warmed"] < config.warmup:
                 stage, left = "warmup", config.warmup - run["warmed"]
             else:
@@ -434,8 +456,8 @@ def run_nuts(
             if stage == "pilot":
                 run["piloted"] += n
                 run["pilot_z"].append(records["z"])
-                if run["piloted"] == pilot:
-                    states = _after_pilot(driver, run, key)
+                if run["piloted"] % config.mass_pilot == 0:  # end of a round
+                    states = _after_pilot(driver, run, key, run["piloted"] // config.mass_pilot)
             elif stage == "warmup":
                 run["warmed"] += n
             else:
@@ -473,17 +495,20 @@ def run_nuts(
     }
 
 
-def _after_pilot(driver: ChunkedNUTS, run: dict, key):
-    """Rescale the starting mass matrix to the pilot's second half; fresh warm-up states
-    (same compiled init program) from the pilot's last positions."""
+def _after_pilot(driver: ChunkedNUTS, run: dict, key, round_no: int):
+    """Widen the current mass matrix to the spread of this pilot round's draws; fresh states
+    (same compiled init program) from the round's last positions."""
     z = {k: np.concatenate([c[k] for c in run["pilot_z"]], axis=1) for k in run["pilot_z"][0]}
-    half = next(iter(z.values())).shape[1] // 2
-    flat, labels = _flat_draws({k: v[:, half:] for k, v in z.items()})
-    base = driver._identity_mass() if run["start_mass"] is None else run["start_mass"]
-    new_mass, ratio = rescale_inverse_mass(base, flat)
+    flat, labels = _flat_draws(z)
+    start = driver._identity_mass() if run["start_mass"] is None else run["start_mass"]
+    current = start if run["mass"] is None else run["mass"]
+    run["mass"], _ = rescale_inverse_mass(current, flat)
+    start, new = np.asarray(start), run["mass"]
+    ratio = (np.diag(new) / np.diag(start)) if start.ndim == 2 else new / start
     run["pilot_ratio"] = {lab: float(r) for lab, r in zip(labels, ratio, strict=True)}
+    run["pilot_z"] = []
     last = {k: v[:, -1] for k, v in z.items()}
-    return driver.init(last, jax.random.fold_in(key, 1), new_mass, per_chain=True)
+    return driver.init(last, jax.random.fold_in(key, round_no), run["mass"], per_chain=True)
 
 
 def log_density_fn(model):

@@ -216,12 +216,12 @@ def test_nuts_checkpoint_and_resume(tiny_fit, tmp_path):
 
 
 def test_nuts_pilot_rescales_the_mass_and_resumes(tiny_fit, tmp_path, monkeypatch):
-    """With engine.mass_pilot, the chains run a pilot with the starting mass matrix, then
-    warm up again with its variances rescaled; the ratios are returned and survive a resume
-    (also one that starts mid-pilot), and the second init reuses the compiled programs."""
+    """With engine.mass_pilot, the chains run pilot rounds that each widen the mass matrix,
+    then warm up with it; the ratios are returned and survive a resume (also one that starts
+    mid-pilot, in its second round), and the later inits reuse the compiled programs."""
     from infer.engines import PILOT_RATIO_BOUNDS, ChunkedNUTS
 
-    cfg = tiny_fit.config.replace(draws=2, mass_pilot=20, **NUTS_TINY)
+    cfg = tiny_fit.config.replace(draws=2, mass_pilot=20, mass_pilot_rounds=2, **NUTS_TINY)
     n = len(tiny_fit.model.latent_names)
     start_mass = 0.05 * np.eye(n)  # not the identity: a resume must rescale this same matrix
     ckpt = tmp_path / "ckpt.pkl"
@@ -237,13 +237,16 @@ def test_nuts_pilot_rescales_the_mass_and_resumes(tiny_fit, tmp_path, monkeypatc
     assert resumed["pilot_ratio"] == ratio and resumed["n_draws"] == 4
     with pytest.raises(RuntimeError, match="mass_pilot"):
         _nuts(tiny_fit.model, cfg.replace(mass_pilot=30), ckpt, key=1, resume=True)
-    # interrupted after 3 of the pilot's 10 blocks, resumed without the starting matrix: the
-    # checkpoint carries it, so the pilot and its ratios are those of the uninterrupted run
+    with pytest.raises(RuntimeError, match="mass_pilot_rounds"):
+        _nuts(tiny_fit.model, cfg.replace(mass_pilot_rounds=3), ckpt, key=1, resume=True)
+    # interrupted after 13 of the pilot's 2 x 10 blocks, resumed without the starting matrix:
+    # the checkpoint carries the matrix of round 1, so the pilot and its ratios are those of
+    # the uninterrupted run
     advance, calls = driver.advance, []
 
     def interrupt_after_3(states, k):
         calls.append(k)
-        if len(calls) > 3:
+        if len(calls) > 13:
             raise KeyboardInterrupt
         return advance(states, k)
 
@@ -296,6 +299,7 @@ def test_cli_fit_smoke_and_bad_config(tmp_path, capsys):
         ({"data": {"exclude": [15]}}, "data.exclude must be a list of ids"),
         ({"engine": {"mass_pilot": 5, "adapt_mass": False}}, "mass_pilot must be 0"),
         ({"engine": {"mass_pilot": 40}}, "adapt_mass = false"),
+        ({"engine": {"mass_pilot_rounds": 0}}, "mass_pilot_rounds"),
     ],
 )
 def test_each_bad_config_value_gives_a_clear_error(table, needle):
@@ -313,21 +317,32 @@ def test_unknown_dataset_in_config_is_named(tmp_path):
         load_problem(FitConfig(**{**TINY, "exclude": ("GB15", "GB05", "nope")}))
 
 
-def test_rescale_inverse_mass_keeps_correlations_and_clips():
+def test_rescale_inverse_mass_widens_a_correlated_direction_only():
+    """Dense matrix C = L L^T: draws that spread 9x further than C along one whitened direction
+    and far less along another widen C along the first only (a pilot never shrinks); draws
+    that match C (white noise once whitened) leave it unchanged. Diagonal: per-latent ratios."""
     from infer.engines import PILOT_RATIO_BOUNDS, rescale_inverse_mass
 
     cov = np.array([[1.0, 0.9, 0.0], [0.9, 1.0, 0.0], [0.0, 0.0, 4.0]])
+    chol = np.linalg.cholesky(cov)
+    u = np.array([1.0, 1.0, 0.0]) / np.sqrt(2.0)  # whitened directions: wide ...
+    w = np.array([1.0, -1.0, 0.0]) / np.sqrt(2.0)  # ... and narrow
+    white = np.eye(3) + 8.0 * np.outer(u, u) - (1.0 - 1e-6) * np.outer(w, w)
     rng = np.random.default_rng(0)
-    # draws 3x wider than cov in the first latent, as wide in the second, far narrower in the 3rd
-    draws = rng.standard_normal((20000, 3)) * np.array([3.0, 1.0, 1e-3])
+    draws = rng.standard_normal((20000, 3)) @ np.linalg.cholesky(white).T @ chol.T
     new, ratio = rescale_inverse_mass(cov, draws)
-    np.testing.assert_allclose(ratio[:2], [9.0, 1.0], rtol=0.05)
-    assert ratio[2] == PILOT_RATIO_BOUNDS[0]  # clipped: a pilot cannot shrink a direction away
-    corr = new / np.sqrt(np.outer(np.diag(new), np.diag(new)))
-    np.testing.assert_allclose(corr, cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov))))
-    np.testing.assert_allclose(np.diag(new), np.diag(cov) * ratio)
-    diag, _ = rescale_inverse_mass(np.diag(cov), draws)
-    np.testing.assert_allclose(diag, np.diag(new))
+    expected = chol @ (np.eye(3) + 8.0 * np.outer(u, u)) @ chol.T
+    np.testing.assert_allclose(new, expected, rtol=0.05, atol=0.1)
+    np.testing.assert_allclose(ratio, np.diag(new) / np.diag(cov))
+    assert np.all(np.linalg.eigvalsh(new - cov) > -1e-9)  # only widened
+    # 100 draws that match C: no eigenvalue beyond the Marchenko-Pastur edge, C unchanged
+    same = rng.standard_normal((100, 3)) @ chol.T
+    np.testing.assert_allclose(rescale_inverse_mass(cov, same)[0], cov, atol=1e-12)
+    # diagonal: each latent's variance ratio, clipped below at 1
+    diag, dratio = rescale_inverse_mass(np.diag(cov), rng.standard_normal((20000, 3)) * [3, 1, 1e-3])
+    np.testing.assert_allclose(dratio[:2], [9.0, 1.0], rtol=0.05)
+    assert dratio[2] == PILOT_RATIO_BOUNDS[0]
+    np.testing.assert_allclose(diag, np.diag(cov) * dratio)
 
 
 @pytest.mark.parametrize(
