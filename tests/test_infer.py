@@ -339,7 +339,9 @@ def test_rescale_inverse_mass_widens_a_correlated_direction_only():
     same = rng.standard_normal((100, 3)) @ chol.T
     np.testing.assert_allclose(rescale_inverse_mass(cov, same)[0], cov, atol=1e-12)
     # diagonal: each latent's variance ratio, clipped below at 1
-    diag, dratio = rescale_inverse_mass(np.diag(cov), rng.standard_normal((20000, 3)) * [3, 1, 1e-3])
+    diag, dratio = rescale_inverse_mass(
+        np.diag(cov), rng.standard_normal((20000, 3)) * [3, 1, 1e-3]
+    )
     np.testing.assert_allclose(dratio[:2], [9.0, 1.0], rtol=0.05)
     assert dratio[2] == PILOT_RATIO_BOUNDS[0]
     np.testing.assert_allclose(diag, np.diag(cov) * dratio)
