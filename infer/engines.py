@@ -350,8 +350,8 @@ def rescale_inverse_mass(inverse_mass, draws, bounds=PILOT_RATIO_BOUNDS):
     eigenvalue of n white-noise draws reaches by chance) are kept, clipped to ``bounds``; the
     others become 1. So a correlated direction along which the posterior spreads further than
     C says (a bent ridge: measured on the demo fit, 2026-12-06, 6x the Laplace SD along a
-    k_Y / Fig. 7c-scale combination whose marginal SDs are only 1.25x) is widened, and noise
-    directions are not (PILOT_RATIO_BOUNDS: a pilot never shrinks). Returns (new inverse
+    k_Y / Fig. 7c-scale combination whose per-latent SD ratios are 0.94-1.25) is widened, and
+    noise directions are not (PILOT_RATIO_BOUNDS: a pilot never shrinks). Returns (new inverse
     mass, ratio of new to old diagonal)."""
     inv = np.asarray(inverse_mass, dtype=float)
     x = np.asarray(draws, dtype=float)
