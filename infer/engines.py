@@ -406,10 +406,9 @@ def run_nuts(
     Returns grouped samples (``{site: [chain, draw, ...]}``), extra fields (diverging, energy,
     num_steps (leapfrog steps; tree depth is its log2), accept_prob, potential_energy), the
     pilot's variance ratios per latent (final / starting matrix diagonal, ``pilot_ratio``,
-    empty without a pilot) and the wall
-    time. ``resume=True`` continues from ``checkpoint`` (same settings; ``draws`` may be
-    larger than the saved run's). On KeyboardInterrupt the draws finished so far are returned
-    with ``interrupted=True``.
+    empty without a pilot) and the wall time. ``resume=True`` continues from ``checkpoint``
+    (same settings; ``draws`` may be larger than the saved run's). On KeyboardInterrupt the
+    draws finished so far are returned with ``interrupted=True``.
     """
     driver = ChunkedNUTS.for_model(model, config, chunk)
     signature = {
