@@ -14,6 +14,25 @@ from pathlib import Path
 from .report import _ok, summarize
 
 
+def _finish(ax, **legend) -> None:
+    """Legend where the panel has labelled data; otherwise say that this run measured none
+    (a run of a subset of cases, ``--cases``, leaves some panels empty)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**legend)
+    elif not (ax.lines or ax.patches):
+        ax.text(
+            0.5,
+            0.5,
+            "not measured in this run",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+            color="grey",
+        )
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
 def plot(path: str | Path) -> Path:
     import matplotlib
 
@@ -57,7 +76,7 @@ def plot(path: str | Path) -> Path:
         ylabel="neuron-solves per second",
         title="Forward solve throughput (peers loop over neurons)",
     )
-    ax.legend(fontsize=6, loc="best")
+    _finish(ax, fontsize=6, loc="best")
 
     ax = axes[0, 1]
     for (protocol, solver, dtype), rows in sorted(groups.items()):
@@ -77,7 +96,7 @@ def plot(path: str | Path) -> Path:
         ylabel="count",
         title="Step counts (the batch runs until its slowest lane ends)",
     )
-    ax.legend(fontsize=7)
+    _finish(ax, fontsize=7)
 
     ax = axes[1, 0]
     labels, values = [], []
@@ -97,10 +116,10 @@ def plot(path: str | Path) -> Path:
         ax.bar(
             range(len(values)), values, color=["C3" if "grad" in lab else "C2" for lab in labels]
         )
-        ax.set_xticks(range(len(values)), labels, fontsize=7)
+        ax.set_xticks(range(len(values)), labels, fontsize=7, rotation=30, ha="right")
         ax.axhline(4, color="C3", ls=":", lw=0.8, label="gradient target 4x")
-        ax.legend(fontsize=7)
     ax.set(ylabel="ratio", title="Gradient cost and sharded speed-up")
+    _finish(ax, fontsize=7)
 
     ax = axes[1, 1]
     lim = summary.get("limit", [])
@@ -144,7 +163,7 @@ def plot(path: str | Path) -> Path:
         ylabel="FLOP/s",
         title="Distance to the limit",
     )
-    ax.legend(fontsize=7)
+    _finish(ax, fontsize=7)
     dev = meta.get("device", {})
     fig.suptitle(
         f"homeoplast benchmarks ({meta['plan']}), {meta['date'][:10]}: {meta['machine']['cpu']}, "
