@@ -86,7 +86,13 @@ class FitConfig:
     max_tree_depth: int = 6
     target_accept: float = 0.85
     dense_mass: bool = False  # NUTS: dense (full) mass matrix instead of diagonal
-    mass_init: str = "identity"  # identity | laplace (curvature at the MAP point; dense only)
+    mass_init: str = (
+        "identity"  # identity | laplace (curvature at the MAP point; dense only) | file
+    )
+    # mass_init = "file": a saved inverse mass matrix (engines.load_inverse_mass; .npz with
+    # 'inverse_mass' and 'latents'), e.g. the posterior covariance of an earlier long run of
+    # the same model, like CmdStan's metric_file; a relative path is from the config file's folder
+    mass_file: str = ""
     adapt_mass: bool = True  # NUTS warm-up re-estimates the mass matrix (false: step size only)
     # NUTS pilot: transitions per round run before warm-up; after each round the mass matrix
     # is widened to the spread of the round's draws (dense: along the directions where they
@@ -156,9 +162,21 @@ class FitConfig:
                 "runs chains under pmap, where the gradient of diffrax's checkpointed solve fails "
                 "with equinox's closure conversion; 'threads' uses several CPU cores instead)"
             )
-        if self.mass_init not in ("identity", "laplace"):
+        if self.mass_init not in ("identity", "laplace", "file"):
             raise ConfigError(
-                f"engine.mass_init must be 'identity' or 'laplace', got {self.mass_init!r}"
+                f"engine.mass_init must be 'identity', 'laplace' or 'file', got {self.mass_init!r}"
+            )
+        if not isinstance(self.mass_file, str):
+            raise ConfigError(f"engine.mass_file must be a path string, got {self.mass_file!r}")
+        if (self.mass_init == "file") != bool(self.mass_file):
+            raise ConfigError(
+                "engine.mass_init = 'file' and engine.mass_file (the .npz to read) go together: "
+                f"got mass_init {self.mass_init!r}, mass_file {self.mass_file!r}"
+            )
+        if self.mass_init == "file" and not self.dense_mass:
+            raise ConfigError(
+                "engine.mass_init = 'file' needs engine.dense_mass = true (the saved matrix is "
+                "dense)"
             )
         for key in ("dense_mass", "adapt_mass", "include_constraints"):
             if not isinstance(getattr(self, key), bool):
@@ -240,6 +258,7 @@ class FitConfig:
                 "target_accept",
                 "dense_mass",
                 "mass_init",
+                "mass_file",
                 "adapt_mass",
                 "mass_pilot",
                 "mass_pilot_rounds",
@@ -322,6 +341,10 @@ def load_config(path: str | Path) -> FitConfig:
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
     try:
-        return config_from_mapping(table)
+        config = config_from_mapping(table)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
+    if config.mass_file and not Path(config.mass_file).is_absolute():
+        # a file named by a config is found beside it, wherever the command runs
+        config = config.replace(mass_file=str(path.parent.resolve() / config.mass_file))
+    return config

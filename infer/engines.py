@@ -146,6 +146,50 @@ def laplace_inverse_mass(model, unconstrained: dict, *, step: float = 1e-3, floo
 
 
 CHECKPOINT_FORMAT = 5  # bump when the checkpoint's layout changes
+
+
+def load_inverse_mass(path, z0: dict) -> np.ndarray:
+    """A saved dense inverse mass matrix (``engine.mass_init = "file"``), checked against the
+    sampler's latents.
+
+    The file is an ``.npz`` with ``inverse_mass`` ([n, n], symmetric positive definite, over
+    the unconstrained latents in ``ravel_pytree`` order, i.e. sorted names) and ``latents``
+    (those names); ``source`` (how it was made) is optional. ``z0``: the sampler's latents
+    (name -> value). Every problem is reported with the file and the fix; a matrix for other
+    latents is never used."""
+    path = Path(path)
+    fix = "rewrite it for this fit's latents, or set engine.mass_init = 'laplace'"
+    if not path.is_file():
+        raise FileNotFoundError(f"engine.mass_file {path} does not exist ({fix})")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            inv = np.asarray(f["inverse_mass"], dtype=float)
+            names = [str(n) for n in f["latents"]]
+    except (KeyError, ValueError, OSError) as err:
+        raise ValueError(
+            f"engine.mass_file {path}: not an .npz with 'inverse_mass' and 'latents' ({err})"
+        ) from None
+    latents = sorted(z0)
+    n = sum(int(np.size(v)) for v in z0.values())
+    if names != latents:
+        missing = sorted(set(latents) - set(names))
+        extra = sorted(set(names) - set(latents))
+        raise ValueError(
+            f"engine.mass_file {path} is for other latents (missing {missing}, extra {extra}, "
+            f"or another order); {fix}"
+        )
+    if inv.shape != (n, n) or not np.all(np.isfinite(inv)):
+        raise ValueError(
+            f"engine.mass_file {path}: inverse_mass must be a finite {n}x{n} matrix, got shape "
+            f"{inv.shape}"
+        )
+    if not np.allclose(inv, inv.T, rtol=1e-10, atol=0) or np.linalg.eigvalsh(inv)[0] <= 0:
+        raise ValueError(
+            f"engine.mass_file {path}: inverse_mass is not symmetric positive definite"
+        )
+    return inv
+
+
 _RECORDED = ("diverging", "energy", "num_steps", "accept_prob", "potential_energy")
 
 

@@ -7,6 +7,7 @@ The run directory receives ``posterior.nc`` (ArviZ InferenceData, written atomic
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import platform
 import subprocess
@@ -23,7 +24,7 @@ from models.solve import SolverConfig
 
 from ._io import atomic_path
 from .config import FitConfig
-from .engines import laplace_inverse_mass, run_map, run_nuts, run_svi
+from .engines import laplace_inverse_mass, load_inverse_mass, run_map, run_nuts, run_svi
 from .model import PopulationModel
 from .problem import FitProblem, PopulationPredictor, build_problem
 
@@ -173,6 +174,11 @@ def run_fit(
         if progress:
             print(f"  {name}: {log[f'seconds_{name}']:.1f} s", flush=True)
 
+    saved_mass = None
+    resuming = resume and (out_dir / "nuts_checkpoint.pkl").exists()  # its mass is saved in it
+    if config.engine == "nuts" and config.mass_init == "file" and not resuming:  # before any work
+        saved_mass = load_inverse_mass(config.mass_file, model.potential()[1])
+        log["mass_file_sha256"] = hashlib.sha256(Path(config.mass_file).read_bytes()).hexdigest()
     map_result = run_map(model, config, k_map)
     phase("map")
     log["map_neg_log_density"] = map_result["neg_log_density"]
@@ -194,6 +200,8 @@ def run_fit(
             inverse_mass, eig = laplace_inverse_mass(model, map_result["unconstrained"])
             log["laplace_eigenvalues"] = [float(e) for e in eig]
             phase("laplace")
+        if saved_mass is not None:
+            inverse_mass = saved_mass
         nuts = run_nuts(
             model,
             config,

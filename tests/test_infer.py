@@ -300,6 +300,10 @@ def test_cli_fit_smoke_and_bad_config(tmp_path, capsys):
         ({"engine": {"mass_pilot": 5, "adapt_mass": False}}, "mass_pilot must be 0"),
         ({"engine": {"mass_pilot": 40}}, "adapt_mass = false"),
         ({"engine": {"mass_pilot_rounds": 0}}, "mass_pilot_rounds"),
+        ({"engine": {"mass_init": "file", "dense_mass": True}}, "go together"),
+        ({"engine": {"mass_file": "m.npz", "dense_mass": True}}, "go together"),
+        ({"engine": {"mass_init": "file", "mass_file": "m.npz"}}, "dense_mass"),
+        ({"engine": {"mass_file": 3}}, "mass_file must be a path"),
     ],
 )
 def test_each_bad_config_value_gives_a_clear_error(table, needle):
@@ -315,6 +319,49 @@ def test_unknown_dataset_in_config_is_named(tmp_path):
     # an excluded id that is not a measurement of the fit's datasets (GB05: another dataset)
     with pytest.raises(ConfigError, match=r"data.exclude: \['GB05', 'nope'\]"):
         load_problem(FitConfig(**{**TINY, "exclude": ("GB15", "GB05", "nope")}))
+
+
+def test_saved_inverse_mass_is_checked_against_the_latents(tmp_path):
+    """engine.mass_init = 'file': the matrix is used only for the same latents, and every
+    defect (missing file, other latents, wrong shape, not positive definite) names the file."""
+    from infer.engines import load_inverse_mass
+
+    z0 = {"raw_b": 0.0, "raw_a": 0.0}  # ravel_pytree order: sorted names
+    good = np.array([[2.0, 0.5], [0.5, 1.0]])
+    path = tmp_path / "m.npz"
+    np.savez(path, inverse_mass=good, latents=np.array(["raw_a", "raw_b"]))
+    assert np.array_equal(load_inverse_mass(path, z0), good)
+    with pytest.raises(FileNotFoundError, match="nope.npz"):
+        load_inverse_mass(tmp_path / "nope.npz", z0)
+    with pytest.raises(ValueError, match=r"m.npz is for other latents \(missing \['raw_c'\]"):
+        load_inverse_mass(path, {**z0, "raw_c": 0.0})
+    for bad, needle in (
+        (np.eye(3), "finite 2x2"),
+        (np.array([[1.0, 2.0], [2.0, 1.0]]), "positive definite"),
+        (np.array([[1.0, np.nan], [np.nan, 1.0]]), "finite 2x2"),
+    ):
+        np.savez(path, inverse_mass=bad, latents=np.array(["raw_a", "raw_b"]))
+        with pytest.raises(ValueError, match=needle):
+            load_inverse_mass(path, z0)
+    np.savez(path, something=good)
+    with pytest.raises(ValueError, match="not an .npz with 'inverse_mass'"):
+        load_inverse_mass(path, z0)
+
+
+def test_shipped_demo_mass_file_matches_the_demo_fit():
+    """demo.toml's saved mass matrix is for exactly the demo fit's latents (found beside the
+    config, wherever the command runs), so `make demo` cannot silently use a stale one."""
+    from infer.engines import load_inverse_mass
+    from infer.fit_cli import DEMO_CONFIG
+
+    config = load_config(DEMO_CONFIG)
+    assert config.mass_init == "file" and Path(config.mass_file).is_absolute()
+    model = Fit.create(config).model  # no solve, no compilation: names only
+    latents = {f"raw_{n}": 0.0 for n in config.free}
+    latents |= {f"sigma_{n}": 0.0 for n in model.sigma_names}
+    latents |= {n: 0.0 for n in model.scale_names}
+    inv = load_inverse_mass(config.mass_file, latents)
+    assert inv.shape == (len(latents), len(latents))
 
 
 def test_rescale_inverse_mass_widens_a_correlated_direction_only():
