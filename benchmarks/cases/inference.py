@@ -90,16 +90,20 @@ def _nuts(spec: dict, config, fit) -> tuple[dict, dict]:
     import arviz as az
     import jax
 
-    from infer.engines import laplace_inverse_mass, run_map, run_nuts
+    from infer.engines import laplace_inverse_mass, load_inverse_mass, run_map, run_nuts
 
     t0 = time.perf_counter()
     start, inverse_mass, map_seconds = None, None, None
-    if config.mass_init == "laplace":
-        # what `infer fit` does for this config: MAP (Adam + L-BFGS-B polish), the curvature
-        # there as the dense starting mass, NUTS from the mode; its time is counted
+    if config.mass_init in ("laplace", "file"):
+        # what `infer fit` does for this config: MAP (Adam + L-BFGS-B polish), NUTS from the
+        # mode with the curvature there (laplace) or the saved matrix (file) as the dense
+        # starting mass; its time is counted
         found = run_map(fit.model, config, jax.random.PRNGKey(spec.get("seed", 0) + 1))
         start = found["unconstrained"]
-        inverse_mass, _ = laplace_inverse_mass(fit.model, start)
+        if config.mass_init == "laplace":
+            inverse_mass, _ = laplace_inverse_mass(fit.model, start)
+        else:
+            inverse_mass = load_inverse_mass(config.mass_file, fit.model.potential()[1])
         map_seconds = time.perf_counter() - t0
     out = run_nuts(
         fit.model,
