@@ -86,9 +86,7 @@ class FitConfig:
     max_tree_depth: int = 6
     target_accept: float = 0.85
     dense_mass: bool = False  # NUTS: dense (full) mass matrix instead of diagonal
-    mass_init: str = (
-        "identity"  # identity | laplace (curvature at the MAP point; dense only) | file
-    )
+    mass_init: str = "identity"  # identity | laplace (curvature at the MAP; dense) | file
     # mass_init = "file": a saved inverse mass matrix (engines.load_inverse_mass; .npz with
     # 'inverse_mass' and 'latents'), e.g. the posterior covariance of an earlier long run of
     # the same model, like CmdStan's metric_file; a relative path is from the config file's folder
