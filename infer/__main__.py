@@ -2,5 +2,4 @@
 
 from .cli import main
 
-if __name__ == "__main__":  # not when a worker process (infer/chains.py) imports it
-    raise SystemExit(main())
+raise SystemExit(main())

@@ -115,9 +115,7 @@ class FitConfig:
     include_constraints: bool = True
     relative_noise_floor: float = 0.05  # added in quadrature to every SD, as a fraction of |value|
     secondary_noise_floor: float = 0.15  # for secondary / digitised rows
-    # sequential | threads | processes (one worker process per chain, pinned to a CPU core:
-    # infer/chains.py) | vectorized (batched, for a GPU)
-    chain_method: str = "sequential"
+    chain_method: str = "sequential"  # sequential | threads | vectorized
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -156,17 +154,11 @@ class FitConfig:
             raise ConfigError(
                 f"engine.svi_guide must be 'normal' or 'lowrank', got {self.svi_guide!r}"
             )
-        if self.chain_method not in ("sequential", "threads", "processes", "vectorized"):
+        if self.chain_method not in ("sequential", "threads", "vectorized"):
             raise ConfigError(
-                "engine.chain_method must be 'sequential', 'threads', 'processes' or "
-                "'vectorized' ('parallel' runs chains under pmap, where the gradient of diffrax's "
-                "checkpointed solve fails with equinox's closure conversion; 'processes' or "
-                "'threads' use several CPU cores instead)"
-            )
-        if self.chain_method == "processes" and self.device != "cpu":
-            raise ConfigError(
-                "engine.chain_method = 'processes' runs one chain per CPU core; on a GPU use "
-                "'vectorized' (the chains batched on the device)"
+                "engine.chain_method must be 'sequential', 'threads' or 'vectorized' ('parallel' "
+                "runs chains under pmap, where the gradient of diffrax's checkpointed solve fails "
+                "with equinox's closure conversion; 'threads' uses several CPU cores instead)"
             )
         if self.mass_init not in ("identity", "laplace", "file"):
             raise ConfigError(

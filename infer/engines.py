@@ -203,8 +203,7 @@ class ChunkedNUTS:
     (``vectorized``), run one after another through the same program (``sequential``), or
     concurrently through it, one host thread per chain (``threads``: XLA releases the GIL, so
     on a multi-core CPU the chains use the cores; 2 chains on 2 cores measured 2.4x the
-    throughput of ``sequential`` on the default fit), or in worker processes pinned to one
-    core each (``processes``: :mod:`infer.chains`; the same program, compiled in each worker).
+    throughput of ``sequential``).
 
     With ``dense_mass`` the mass matrix is dense; its starting value (``inverse_mass`` passed
     to :meth:`init`, e.g. :func:`laplace_inverse_mass`) is an argument of the compiled init
@@ -223,11 +222,6 @@ class ChunkedNUTS:
         self.chains = config.chains
         self.vectorized = config.chain_method == "vectorized" and config.chains > 1
         self.threaded = config.chain_method == "threads" and config.chains > 1
-        self.processes = None
-        if config.chain_method == "processes" and config.chains > 1:
-            from .chains import ProcessChains
-
-            self.processes = ProcessChains(model, config, chunk)
         self.dense = config.dense_mass
         self.signature = {
             "format": CHECKPOINT_FORMAT,
@@ -327,12 +321,6 @@ class ChunkedNUTS:
                 lambda x: jnp.broadcast_to(x, (self.chains, *jnp.shape(x))), start
             )
         starts = _strong(starts)  # a fresh start and a pilot's end points: one signature
-        if self.processes is not None:
-            return self.processes.init(
-                [jax.tree_util.tree_map(lambda x, i=i: x[i], starts) for i in range(self.chains)],
-                list(keys),
-                inv,
-            )
         if self.vectorized:
             return self._init(starts, keys, inv)
         return [
@@ -342,9 +330,6 @@ class ChunkedNUTS:
 
     def advance(self, states, n: int):
         """Run n <= chunk transitions of every chain: (new states, records [chain, n, ...])."""
-        if self.processes is not None:
-            states, bufs = self.processes.advance(states, n)
-            return states, jax.tree_util.tree_map(lambda *b: np.stack(b), *bufs)
         if not self._init_traced:
             jax.eval_shape(self._init_one, self._z0, jax.random.PRNGKey(0), self._identity_mass())
             self._init_traced = True

@@ -448,29 +448,3 @@ def test_long_lanes_get_their_own_solver():
     assert isinstance(short.solver, diffrax.Tsit5) and isinstance(long.solver, diffrax.Kvaerno3)
     assert fit.problem.times[short_rows].max() <= 4 < fit.problem.times[long_rows].max()
     assert FitConfig(**TINY).replace(long_solver="").long_solver == ""
-
-
-def test_nuts_chains_in_worker_processes_match_sequential(tiny_fit, tmp_path):
-    """chain_method = "processes" runs each chain in its own worker process (one core each,
-    the model rebuilt there from the config and problem): the same kernel and keys as
-    "threads" (whose compiled program the other NUTS tests share), so the same draws up to
-    floating-point reassociation; its checkpoint resumes like the others, and the workers
-    are reused by a second run."""
-    cfg = tiny_fit.config.replace(draws=4, **NUTS_TINY)
-    threads = _nuts(tiny_fit.model, cfg, None, key=2)
-    ckpt = tmp_path / "ckpt.pkl"
-    procs = cfg.replace(chain_method="processes")
-    first = _nuts(tiny_fit.model, procs, ckpt, key=2)
-    for name, value in threads["samples"].items():
-        np.testing.assert_allclose(first["samples"][name], value, rtol=1e-7, atol=1e-9)
-    np.testing.assert_array_equal(first["extra"]["num_steps"], threads["extra"]["num_steps"])
-    resumed = _nuts(tiny_fit.model, procs.replace(draws=6), ckpt, key=2, resume=True)
-    name = f"raw_{cfg.free[0]}"
-    np.testing.assert_array_equal(resumed["samples"][name][:, :4], first["samples"][name])
-    assert resumed["extra"]["num_steps"].shape == (cfg.chains, 6)
-    from infer.engines import ChunkedNUTS
-
-    workers = ChunkedNUTS.for_model(tiny_fit.model, procs, 2).processes
-    assert len(workers._procs) == cfg.chains and all(p.is_alive() for p in workers._procs)
-    workers.close()
-    assert not workers._procs
