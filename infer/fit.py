@@ -194,9 +194,7 @@ def run_fit(
         samples = {k: np.asarray(v)[None] for k, v in svi["samples"].items()}
     else:
         inverse_mass = None
-        if config.mass_init == "laplace" and not (
-            resume and (out_dir / "nuts_checkpoint.pkl").exists()
-        ):
+        if config.mass_init == "laplace" and not resuming:
             inverse_mass, eig = laplace_inverse_mass(model, map_result["unconstrained"])
             log["laplace_eigenvalues"] = [float(e) for e in eig]
             phase("laplace")
