@@ -127,6 +127,7 @@ def device_info() -> dict:
         "device_count": len(devs),
         "devices": [str(d) for d in devs],
         "x64": bool(jax.config.read("jax_enable_x64")),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
 
 

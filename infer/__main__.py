@@ -1,5 +1,9 @@
 """``python -m infer``: the homeoplast command line."""
 
-from .cli import main
+from models.xla_flags import use_cpu_fast_math
+
+use_cpu_fast_math()  # before JAX starts its backend (models/xla_flags.py)
+
+from .cli import main  # noqa: E402
 
 raise SystemExit(main())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import platform
 import subprocess
 import time
@@ -318,6 +319,7 @@ def build_inference_data(fit: Fit, samples: dict, nuts: dict | None, k_prior, k_
             "engine": cfg.engine,
             "package_versions": json.dumps(_versions()),
             "device": str(jax.devices()[0]),
+            "xla_flags": os.environ.get("XLA_FLAGS", ""),
             "git_commit": _git_commit(),
             "data_checksums": json.dumps(_checksums()),
             "config": cfg.to_toml(),

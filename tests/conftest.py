@@ -1,17 +1,22 @@
 """Shared pytest configuration.
 
 Sections (keep each small and self-contained; add new ones at the end):
-1. JAX numerics for every test: float64.
+1. JAX numerics for every test: float64, and the XLA CPU flags the command line uses.
 2. models tests (tests/test_models_*.py): strict rank promotion and one shared compiled solver.
 """
 
 from __future__ import annotations
 
-import jax
-import numpy as np
-import pytest
+from models.xla_flags import use_cpu_fast_math
 
 # ---------------------------------------------------------------- 1. JAX numerics (all tests)
+# Before JAX starts its backend: the tests compile what `python -m infer` compiles.
+use_cpu_fast_math()
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
 jax.config.update("jax_enable_x64", True)
 
 

@@ -1,0 +1,48 @@
+"""The XLA CPU fast-math flags (models/xla_flags.py): set as documented, and NaN/inf survive.
+
+The whole suite runs under the flags (tests/conftest.py), so the solver tests (e.g. the
+pathological neuron that fails alone in test_models_population.py) check the finiteness
+guards under them; here the flag handling itself and the IEEE checks in a jitted program."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from models.xla_flags import FAST_MATH_FLAGS, use_cpu_fast_math
+
+
+def test_flags_are_added_once_after_the_users_own():
+    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    assert use_cpu_fast_math(env)
+    assert env["XLA_FLAGS"].split() == [
+        "--xla_force_host_platform_device_count=2",
+        *FAST_MATH_FLAGS,
+    ]
+    assert not use_cpu_fast_math(env)  # idempotent
+    assert env["XLA_FLAGS"].split().count("--xla_cpu_enable_fast_math=true") == 1
+    empty: dict[str, str] = {}
+    assert use_cpu_fast_math(empty) and empty["XLA_FLAGS"].split() == list(FAST_MATH_FLAGS)
+
+
+def test_a_users_setting_wins():
+    env = {"XLA_FLAGS": "--xla_cpu_enable_fast_math=false"}
+    assert not use_cpu_fast_math(env)
+    assert env["XLA_FLAGS"] == "--xla_cpu_enable_fast_math=false"
+
+
+def test_this_process_runs_under_the_flags_and_keeps_ieee_checks():
+    assert set(FAST_MATH_FLAGS) <= set(os.environ.get("XLA_FLAGS", "").split())
+
+    @jax.jit
+    def guard(x):
+        y = jnp.log(x) * x  # NaN for x < 0, -inf * 0 = NaN at 0, inf at inf
+        ok = jnp.isfinite(y)
+        return ok, jnp.where(ok, y, 0.0), jnp.sum(y)
+
+    x = jnp.asarray([1.0, -1.0, 0.0, np.inf, 2.0])
+    ok, safe, total = guard(x)
+    assert np.asarray(ok).tolist() == [True, False, False, False, True]
+    assert np.isfinite(np.asarray(safe)).all()
+    assert np.isnan(float(total))
