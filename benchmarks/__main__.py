@@ -34,10 +34,9 @@ def _worker_env(spec: dict, backend: str) -> dict:
         env["JAX_PLATFORMS"] = "cpu"
     if spec["case"] == "sharding" and backend == "cpu":
         env["JAX_PLATFORMS"] = "cpu"
-        flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "", env.get("XLA_FLAGS", ""))
-        env["XLA_FLAGS"] = (
-            f"{flags} --xla_force_host_platform_device_count={spec['k_devices']}".strip()
-        )
+        from models.xla_flags import force_host_devices  # imports jax, starts no backend
+
+        force_host_devices(spec["k_devices"], env)
     return env
 
 

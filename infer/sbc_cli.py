@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from models.xla_flags import force_host_devices
+
 from .cli import CLIError, _setup_jax
 
 
@@ -27,7 +29,7 @@ def cmd_sbc(args) -> int:
                 f"--devices must be >= 1 and divide the batch ({settings.batch}), "
                 f"got {args.devices}"
             )
-        _force_host_devices(args.devices)
+        force_host_devices(args.devices)
     _setup_jax("cpu")
     import jax
 
@@ -44,14 +46,6 @@ def cmd_sbc(args) -> int:
     verdict = "holds" if result["calibrated"] else "FAILS"
     print(f"wrote {path}: calibration {verdict} ({settings.simulations} datasets)")
     return 0
-
-
-def _force_host_devices(k: int) -> None:
-    """Expose k XLA host devices (read when JAX's CPU backend starts, so before any use)."""
-    import os
-
-    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "host_platform_device" not in f]
-    os.environ["XLA_FLAGS"] = " ".join([*flags, f"--xla_force_host_platform_device_count={k}"])
 
 
 def cmd_sbc_report(args) -> int:

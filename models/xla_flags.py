@@ -39,3 +39,15 @@ def use_cpu_fast_math(environ: MutableMapping[str, str] | None = None) -> bool:
         return False
     env["XLA_FLAGS"] = " ".join([*current.split(), *FAST_MATH_FLAGS])
     return True
+
+
+def force_host_devices(k: int, environ: MutableMapping[str, str] | None = None) -> None:
+    """Expose ``k`` XLA host (CPU) devices: set ``--xla_force_host_platform_device_count`` in
+    ``XLA_FLAGS`` of ``environ`` (default ``os.environ``), replacing an earlier count and
+    keeping every other flag. Read when JAX's CPU backend starts, so call it before any JAX
+    computation (or set it in a child process's environment)."""
+    if k < 1:
+        raise ValueError(f"host device count must be >= 1, got {k}")
+    env = os.environ if environ is None else environ
+    flags = [f for f in env.get("XLA_FLAGS", "").split() if "host_platform_device_count" not in f]
+    env["XLA_FLAGS"] = " ".join([*flags, f"--xla_force_host_platform_device_count={k}"])

@@ -26,6 +26,7 @@ from models.population import (
     trace_count,
 )
 from models.solve import SolverConfig, solve_neuron
+from models.xla_flags import force_host_devices
 
 ROOT = Path(__file__).resolve().parents[1]
 N_NEURONS = 6  # not a multiple of 4: the 4-device run also exercises padding
@@ -181,9 +182,7 @@ def test_neuron_axis_shards_over_four_host_devices(population, tmp_path):
     round differently)."""
     out = tmp_path / "sharded.npz"
     env = dict(os.environ)
-    env["XLA_FLAGS"] = (
-        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
-    ).strip()
+    force_host_devices(4, env)
     env["JAX_PLATFORMS"] = "cpu"
     args = json.dumps([N_NEURONS, SEED, list(CONDITIONS), list(TIMES), str(out)])
     proc = subprocess.run(

@@ -9,8 +9,9 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from models.xla_flags import FAST_MATH_FLAGS, use_cpu_fast_math
+from models.xla_flags import FAST_MATH_FLAGS, force_host_devices, use_cpu_fast_math
 
 
 def test_flags_are_added_once_after_the_users_own():
@@ -46,3 +47,14 @@ def test_this_process_runs_under_the_flags_and_keeps_ieee_checks():
     assert np.asarray(ok).tolist() == [True, False, False, False, True]
     assert np.isfinite(np.asarray(safe)).all()
     assert np.isnan(float(total))
+
+
+def test_host_device_count_replaces_an_earlier_one_and_keeps_other_flags():
+    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8 --xla_cpu_enable_fast_math=false"}
+    force_host_devices(2, env)
+    assert env["XLA_FLAGS"].split() == [
+        "--xla_cpu_enable_fast_math=false",
+        "--xla_force_host_platform_device_count=2",
+    ]
+    with pytest.raises(ValueError, match=">= 1"):
+        force_host_devices(0, env)
