@@ -92,6 +92,11 @@ class FitConfig:
     # the same model, like CmdStan's metric_file; a relative path is from the config file's folder
     mass_file: str = ""
     adapt_mass: bool = True  # NUTS warm-up re-estimates the mass matrix (false: step size only)
+    # NUTS step size: with adapt_step_size = false, the step size of every transition (warm-up
+    # is then burn-in only; needs step_size > 0), like CmdStan's stepsize with adaptation off.
+    # Otherwise where the step-size search and dual averaging start (0: numpyro's 1.0).
+    step_size: float = 0.0
+    adapt_step_size: bool = True
     # NUTS pilot: transitions per round run before warm-up; after each round the mass matrix
     # is widened to the spread of the round's draws (dense: along the directions where they
     # spread significantly further; engines.rescale_inverse_mass) and the chains start afresh
@@ -176,12 +181,21 @@ class FitConfig:
                 "engine.mass_init = 'file' needs engine.dense_mass = true (the saved matrix is "
                 "dense)"
             )
-        for key in ("dense_mass", "adapt_mass", "include_constraints"):
+        for key in ("dense_mass", "adapt_mass", "adapt_step_size", "include_constraints"):
             if not isinstance(getattr(self, key), bool):
                 section = "data" if key == "include_constraints" else "engine"
                 raise ConfigError(
                     f"{section}.{key} must be true or false, got {getattr(self, key)!r}"
                 )
+        step = self.step_size
+        if not isinstance(step, int | float) or isinstance(step, bool) or not step >= 0:
+            raise ConfigError(f"engine.step_size must be a number >= 0, got {step!r}")
+        if not self.adapt_step_size and not step > 0:
+            raise ConfigError(
+                "engine.adapt_step_size = false keeps engine.step_size for every transition: "
+                "set step_size > 0 (e.g. the step size a good run adapted: its sample_stats "
+                "step_size), or adapt_step_size = true"
+            )
         if 0 < self.mass_pilot < MIN_PILOT:
             raise ConfigError(
                 f"engine.mass_pilot must be 0 (no pilot) or at least {MIN_PILOT} transitions per "
@@ -258,6 +272,8 @@ class FitConfig:
                 "mass_init",
                 "mass_file",
                 "adapt_mass",
+                "step_size",
+                "adapt_step_size",
                 "mass_pilot",
                 "mass_pilot_rounds",
                 "map_starts",

@@ -107,6 +107,9 @@ class DiagnosticsReport:
             contraction (on the ``transform`` scale).
         checks: the pass/fail checks, in report order.
         ebfmi: E-BFMI per chain, or None.
+        sampler: per chain, the means of the NUTS sample_stats that describe its tuning
+            (``step_size``, ``n_steps`` (leapfrog steps per draw), ``acceptance_rate``), for
+            those present; empty without NUTS draws.
         divergences: number of divergent transitions, or None.
         tree_depth_saturation: fraction of draws at the maximum tree depth, or None.
         max_tree_depth: the NUTS maximum tree depth used for the saturation check, or None.
@@ -126,6 +129,7 @@ class DiagnosticsReport:
     parameters: pd.DataFrame
     checks: tuple[Check, ...]
     ebfmi: np.ndarray | None
+    sampler: Mapping[str, np.ndarray]
     divergences: int | None
     tree_depth_saturation: float | None
     max_tree_depth: int | None
@@ -635,6 +639,11 @@ def diagnose(idata, thresholds: Thresholds = Thresholds()) -> DiagnosticsReport:
         parameters=table,
         checks=tuple(checks),
         ebfmi=ebfmi,
+        sampler={
+            k: np.asarray(ss[k], dtype=float).mean(axis=1)
+            for k in SAMPLER_STATS
+            if convergence and k in ss
+        },
         divergences=divergences,
         tree_depth_saturation=saturation,
         max_tree_depth=max_depth,
@@ -660,6 +669,13 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]
     ]
     lines += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
     return lines
+
+
+SAMPLER_STATS = {
+    "step_size": "step size",
+    "n_steps": "leapfrog steps per draw",
+    "acceptance_rate": "acceptance",
+}
 
 
 def render_markdown(report: DiagnosticsReport) -> str:
@@ -702,6 +718,15 @@ def render_markdown(report: DiagnosticsReport) -> str:
     )
     if r.ebfmi is not None:
         lines += ["", "E-BFMI per chain: " + ", ".join(f"{v:.3f}" for v in r.ebfmi)]
+    if r.sampler:
+        lines += [
+            "",
+            "Sampler per chain (means over draws): "
+            + "; ".join(
+                f"{SAMPLER_STATS[k]} " + ", ".join(f"{v:.4g}" for v in values)
+                for k, values in r.sampler.items()
+            ),
+        ]
     if r.notes:
         lines += ["", "Notes:", ""] + [f"- {n}" for n in r.notes]
 

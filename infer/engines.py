@@ -145,7 +145,7 @@ def laplace_inverse_mass(model, unconstrained: dict, *, step: float = 1e-3, floo
     return 0.5 * (inverse + inverse.T), eig
 
 
-CHECKPOINT_FORMAT = 5  # bump when the checkpoint's layout changes
+CHECKPOINT_FORMAT = 6  # bump when the checkpoint's layout changes
 
 
 def load_inverse_mass(path, z0: dict) -> np.ndarray:
@@ -190,7 +190,7 @@ def load_inverse_mass(path, z0: dict) -> np.ndarray:
     return inv
 
 
-_RECORDED = ("diverging", "energy", "num_steps", "accept_prob", "potential_energy")
+_RECORDED = ("diverging", "energy", "num_steps", "accept_prob", "potential_energy", "step_size")
 
 
 class ChunkedNUTS:
@@ -210,7 +210,10 @@ class ChunkedNUTS:
     program, not a constant in it. With ``adapt_mass`` false, warm-up adapts the step size
     only and the starting mass matrix is kept (numpyro re-estimates it from each warm-up
     window otherwise, and a window of a few dozen draws is a poor estimate of a dense
-    covariance in 20+ dimensions).
+    covariance in 20+ dimensions). With ``adapt_step_size`` false the step size passed to
+    :meth:`init` is kept throughout and warm-up is burn-in only (like CmdStan's ``stepsize``
+    with adaptation off); otherwise it is where numpyro's step-size search and dual averaging
+    start. The step size, like the mass matrix, is an argument of the compiled init program.
     """
 
     def __init__(self, model, config: FitConfig, chunk: int):
@@ -232,12 +235,15 @@ class ChunkedNUTS:
             "target_accept": config.target_accept,
             "dense_mass": config.dense_mass,
             "adapt_mass": config.adapt_mass,
+            "adapt_step_size": config.adapt_step_size,
         }
 
-        def init_one(z, key, inverse_mass):
+        def init_one(z, key, inverse_mass, step_size):
             state = init_kernel(
                 z,
                 config.warmup,
+                step_size=step_size,
+                adapt_step_size=config.adapt_step_size,
                 inverse_mass_matrix=inverse_mass,
                 dense_mass=config.dense_mass,
                 adapt_mass_matrix=config.adapt_mass,
@@ -248,7 +254,8 @@ class ChunkedNUTS:
             return _strong(state)
 
         def record(state):
-            return {"z": state.z, **{f: getattr(state, f) for f in _RECORDED}}
+            fields = {f: getattr(state, f) for f in _RECORDED if f != "step_size"}
+            return {"z": state.z, **fields, "step_size": state.adapt_state.step_size}
 
         def block_one(state, n):
             buffer = jax.tree_util.tree_map(
@@ -271,7 +278,7 @@ class ChunkedNUTS:
         self._init_one = init_one
         self._init_traced = False
         if self.vectorized:
-            self._init = jax.jit(jax.vmap(init_one, in_axes=(0, 0, None)))
+            self._init = jax.jit(jax.vmap(init_one, in_axes=(0, 0, None, None)))
             self._block = jax.jit(jax.vmap(block_one, in_axes=(0, None)))
         else:
             self._init = jax.jit(init_one)
@@ -288,6 +295,7 @@ class ChunkedNUTS:
             config.target_accept,
             config.dense_mass,
             config.adapt_mass,
+            config.adapt_step_size,
             chunk,
         )
         cache = model.programs.setdefault("nuts", {})
@@ -295,17 +303,22 @@ class ChunkedNUTS:
             cache[key] = cls(model, config, chunk)
         return cache[key]
 
+    @staticmethod
+    def _step_size(value):
+        return jnp.asarray(1.0 if value is None else value, dtype=jnp.result_type(float))
+
     def _identity_mass(self):
         n = sum(int(np.size(x)) for x in jax.tree_util.tree_leaves(self._z0))
         return jnp.eye(n) if self.dense else jnp.ones(n)
 
-    def init(self, start: dict, key, inverse_mass=None, *, per_chain: bool = False):
+    def init(self, start: dict, key, inverse_mass=None, *, step_size=None, per_chain: bool = False):
         """Initial states: a batched state (vectorized) or a list of one state per chain.
 
         ``start``: latent values (unconstrained), shared by the chains, or with a leading
         chain axis when ``per_chain``. ``inverse_mass``: starting inverse mass matrix over
         the latents flattened in ``jax.flatten_util.ravel_pytree`` order ([n, n] when dense,
-        [n] when diagonal); identity when None."""
+        [n] when diagonal); identity when None. ``step_size``: the fixed step size (no
+        step-size adaptation) or where adaptation starts; numpyro's 1.0 when None."""
         keys = jax.random.split(key, self.chains)
         self._init_traced = True
         inv = self._identity_mass() if inverse_mass is None else jnp.asarray(inverse_mass)
@@ -321,17 +334,24 @@ class ChunkedNUTS:
                 lambda x: jnp.broadcast_to(x, (self.chains, *jnp.shape(x))), start
             )
         starts = _strong(starts)  # a fresh start and a pilot's end points: one signature
+        step = self._step_size(step_size)
         if self.vectorized:
-            return self._init(starts, keys, inv)
+            return self._init(starts, keys, inv, step)
         return [
-            self._init(jax.tree_util.tree_map(lambda x, i=i: x[i], starts), k, inv)
+            self._init(jax.tree_util.tree_map(lambda x, i=i: x[i], starts), k, inv, step)
             for i, k in enumerate(keys)
         ]
 
     def advance(self, states, n: int):
         """Run n <= chunk transitions of every chain: (new states, records [chain, n, ...])."""
         if not self._init_traced:
-            jax.eval_shape(self._init_one, self._z0, jax.random.PRNGKey(0), self._identity_mass())
+            jax.eval_shape(
+                self._init_one,
+                self._z0,
+                jax.random.PRNGKey(0),
+                self._identity_mass(),
+                self._step_size(None),
+            )
             self._init_traced = True
         if self.vectorized:
             states, buf = self._block(states, n)
@@ -448,7 +468,8 @@ def run_nuts(
     are discarded like warm-up.
 
     Returns grouped samples (``{site: [chain, draw, ...]}``), extra fields (diverging, energy,
-    num_steps (leapfrog steps; tree depth is its log2), accept_prob, potential_energy), the
+    num_steps (leapfrog steps; tree depth is its log2), accept_prob, potential_energy,
+    step_size (after warm-up, each chain's adapted or the fixed one)), the
     pilot's variance ratios per latent (final / starting matrix diagonal, ``pilot_ratio``,
     empty without a pilot) and the wall time. ``resume=True`` continues from ``checkpoint``
     (same settings; ``draws`` may be larger than the saved run's). On KeyboardInterrupt the
@@ -459,7 +480,9 @@ def run_nuts(
         **driver.signature,
         "mass_pilot": config.mass_pilot,
         "mass_pilot_rounds": config.mass_pilot_rounds,
+        "step_size": config.step_size,
     }
+    step_size = config.step_size or None  # 0: numpyro's start, then its search
     _, z0, constrain, _ = model.potential()
     t0 = time.perf_counter()
     # the current mass is kept with the run: a run resumed mid-pilot widens the same matrix
@@ -473,7 +496,7 @@ def run_nuts(
         run.update({k: saved[k] for k in run})
     else:
         start = z0 if init_unconstrained is None else init_unconstrained
-        states = driver.init(start, key, inverse_mass)
+        states = driver.init(start, key, inverse_mass, step_size=step_size)
     done = run["chunks"]
     n_done = sum(c["num_steps"].shape[1] for c in done)
     pilot = config.mass_pilot * (config.mass_pilot_rounds if config.mass_pilot else 0)
@@ -500,7 +523,8 @@ def run_nuts(
                 run["piloted"] += n
                 run["pilot_z"].append(records["z"])
                 if run["piloted"] % config.mass_pilot == 0:  # end of a round
-                    states = _after_pilot(driver, run, key, run["piloted"] // config.mass_pilot)
+                    round_no = run["piloted"] // config.mass_pilot
+                    states = _after_pilot(driver, run, key, round_no, step_size)
             elif stage == "warmup":
                 run["warmed"] += n
             else:
@@ -538,7 +562,7 @@ def run_nuts(
     }
 
 
-def _after_pilot(driver: ChunkedNUTS, run: dict, key, round_no: int):
+def _after_pilot(driver: ChunkedNUTS, run: dict, key, round_no: int, step_size):
     """Widen the current mass matrix to the spread of this pilot round's draws; fresh states
     (same compiled init program) from the round's last positions."""
     z = {k: np.concatenate([c[k] for c in run["pilot_z"]], axis=1) for k in run["pilot_z"][0]}
@@ -551,7 +575,9 @@ def _after_pilot(driver: ChunkedNUTS, run: dict, key, round_no: int):
     run["pilot_ratio"] = {lab: float(r) for lab, r in zip(labels, ratio, strict=True)}
     run["pilot_z"] = []
     last = {k: v[:, -1] for k, v in z.items()}
-    return driver.init(last, jax.random.fold_in(key, round_no), run["mass"], per_chain=True)
+    return driver.init(
+        last, jax.random.fold_in(key, round_no), run["mass"], step_size=step_size, per_chain=True
+    )
 
 
 def log_density_fn(model):

@@ -270,6 +270,7 @@ def build_inference_data(fit: Fit, samples: dict, nuts: dict | None, k_prior, k_
             "n_steps": np.asarray(ex["num_steps"]),
             "tree_depth": np.floor(np.log2(np.asarray(ex["num_steps"]) + 1)).astype(int),
             "acceptance_rate": np.asarray(ex["accept_prob"]),
+            "step_size": np.asarray(ex["step_size"]),
             "lp": -np.asarray(ex["potential_energy"]),
         }
     table = p.table

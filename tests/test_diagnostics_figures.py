@@ -195,6 +195,8 @@ def synthetic_idata(
             "energy": energy,
             "lp": rng.standard_normal(shape),
             "acceptance_rate": rng.uniform(0.7, 1, shape),
+            # per chain, constant over draws (as after warm-up)
+            "step_size": np.broadcast_to(np.array([0.1, 0.2, 0.3, 0.4])[: shape[0], None], shape),
         }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -268,6 +270,9 @@ def test_clean_run_passes(good, tmp_path):
     text = path.read_text()
     assert text.startswith("# Inference diagnostics: PASS")
     assert "## What the data inform" in text and "`k_B`" in text and "## Thresholds" in text
+    # each chain's tuning, so a chain that adapted an outlying step size is visible
+    np.testing.assert_allclose(report.sampler["step_size"], [0.1, 0.2, 0.3, 0.4])
+    assert "step size 0.1, 0.2, 0.3, 0.4; leapfrog steps per draw" in text
 
 
 @pytest.mark.parametrize(

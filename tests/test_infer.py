@@ -207,12 +207,32 @@ def test_nuts_checkpoint_and_resume(tiny_fit, tmp_path):
     np.testing.assert_array_equal(resumed["samples"][name][:, :4], first["samples"][name])
     assert set(resumed["extra"]) >= {"diverging", "num_steps", "energy", "accept_prob"}
     assert resumed["extra"]["num_steps"].shape == (cfg.chains, 6)
+    # after warm-up each chain keeps the step size it adapted
+    steps = resumed["extra"]["step_size"]
+    assert steps.shape == (cfg.chains, 6) and np.all(steps > 0)
+    np.testing.assert_array_equal(steps, np.broadcast_to(steps[:, :1], steps.shape))
     # the resumed run reused the first run's compiled program (its state read back from disk)
     assert trace_count() == traces
     assert ChunkedNUTS.for_model(tiny_fit.model, more, 2)._block._cache_size() == 1
     # a checkpoint of a run with other settings is refused, naming what differs
     with pytest.raises(RuntimeError, match=r"max_tree_depth.*same config"):
         _nuts(tiny_fit.model, more.replace(max_tree_depth=2), ckpt, resume=True)
+
+
+def test_nuts_fixed_step_size_is_kept_and_checked_on_resume(tiny_fit, tmp_path):
+    """engine.adapt_step_size = false: every transition, warm-up included, uses
+    engine.step_size; a checkpoint written with another step size is refused."""
+    cfg = tiny_fit.config.replace(draws=2, adapt_step_size=False, step_size=0.0625, **NUTS_TINY)
+    ckpt = tmp_path / "ckpt.pkl"
+    first = _nuts(tiny_fit.model, cfg, ckpt)
+    np.testing.assert_array_equal(first["extra"]["step_size"], 0.0625)
+    # the step size is an argument of the compiled program: another value reuses it
+    other = _nuts(tiny_fit.model, cfg.replace(step_size=0.125), tmp_path / "other.pkl")
+    np.testing.assert_array_equal(other["extra"]["step_size"], 0.125)
+    with pytest.raises(RuntimeError, match=r"step_size.*same config"):
+        _nuts(tiny_fit.model, cfg.replace(step_size=0.125, draws=4), ckpt, resume=True)
+    resumed = _nuts(tiny_fit.model, cfg.replace(draws=4), ckpt, resume=True)
+    np.testing.assert_array_equal(resumed["extra"]["step_size"], 0.0625)
 
 
 def test_nuts_pilot_rescales_the_mass_and_resumes(tiny_fit, tmp_path, monkeypatch):
@@ -304,6 +324,9 @@ def test_cli_fit_smoke_and_bad_config(tmp_path, capsys):
         ({"engine": {"mass_file": "m.npz", "dense_mass": True}}, "go together"),
         ({"engine": {"mass_init": "file", "mass_file": "m.npz"}}, "dense_mass"),
         ({"engine": {"mass_file": 3}}, "mass_file must be a path"),
+        ({"engine": {"adapt_step_size": False}}, "set step_size > 0"),
+        ({"engine": {"step_size": -0.1}}, "step_size must be a number >= 0"),
+        ({"engine": {"adapt_step_size": "no"}}, "adapt_step_size must be true or false"),
     ],
 )
 def test_each_bad_config_value_gives_a_clear_error(table, needle):
