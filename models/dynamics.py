@@ -41,12 +41,19 @@ class CompiledPathway:
         self._baseline_spec = tuple(s.baseline for s in pathway.species)
 
     # -- namespaces -----------------------------------------------------------------------
+    def parameters(self, theta) -> dict:
+        """Parameter name -> entry of ``theta`` (one unstack, see :meth:`namespace`)."""
+        return dict(zip(self.param_index, jnp.unstack(theta), strict=True))
+
     def namespace(self, t, y, theta, u) -> dict:
+        # One unstack per vector rather than one index per entry: the reverse pass then
+        # transposes a single concatenation instead of padding a full-length cotangent per
+        # entry (about half the cost of the vector field's VJP).
         ns = dict(_FUNCTIONS)
         ns["t"] = t
-        ns.update({n: theta[i] for n, i in self.param_index.items()})
-        ns.update({n: u[i] for n, i in self.input_index.items()})
-        ns.update({n: y[i] for n, i in self.species_index.items()})
+        ns.update(self.parameters(theta))
+        ns.update(zip(self.input_index, jnp.unstack(u), strict=True))
+        ns.update(zip(self.species_index, jnp.unstack(y), strict=True))
         for name, rule in self.rules:
             ns[name] = rule(ns)
         return ns

@@ -107,7 +107,7 @@ def condition_inputs(
 ) -> Float[Array, " input"]:
     """Input vector ``u`` (``PATHWAY.input_names`` order) of ONE encoded condition."""
     cp = cp or compiled()
-    p = {n: theta[i] for n, i in cp.param_index.items()}
+    p = cp.parameters(theta)
     ke = _drug_vector(theta, cp, "ke", 1.0)[cond.drug]
     kdose = _drug_vector(theta, cp, "kdose", 0.0)[cond.drug]
     ic50 = _drug_vector(theta, cp, "ic50", 1.0)[cond.drug]
