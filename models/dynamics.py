@@ -23,6 +23,11 @@ def _piecewise(value, condition, otherwise):
 _FUNCTIONS = {"exp": jnp.exp, "pow": jnp.power, "piecewise": _piecewise}
 
 
+def _entries(v):
+    """The entries of a flat vector, or of an already unstacked tuple of scalars."""
+    return v if isinstance(v, tuple) else jnp.unstack(v)
+
+
 class CompiledPathway:
     """Expressions of a :class:`Pathway` compiled once; evaluation is traced by JAX."""
 
@@ -43,16 +48,18 @@ class CompiledPathway:
     # -- namespaces -----------------------------------------------------------------------
     def parameters(self, theta) -> dict:
         """Parameter name -> entry of ``theta`` (one unstack, see :meth:`namespace`)."""
-        return dict(zip(self.param_index, jnp.unstack(theta), strict=True))
+        return dict(zip(self.param_index, _entries(theta), strict=True))
 
     def namespace(self, t, y, theta, u) -> dict:
-        # One unstack per vector rather than one index per entry: the reverse pass then
-        # transposes a single concatenation instead of padding a full-length cotangent per
-        # entry (about half the cost of the vector field's VJP).
+        # Entries by one unstack per vector rather than one index per entry: the reverse
+        # pass then transposes one concatenation instead of padding a full-length cotangent
+        # per entry. solve_neuron passes theta and u already unstacked (tuples of scalars), so
+        # inside the solver loop their cotangents accumulate per entry with no concatenation
+        # at all (benchmarks/README.md, "Vector field unstacked").
         ns = dict(_FUNCTIONS)
         ns["t"] = t
         ns.update(self.parameters(theta))
-        ns.update(zip(self.input_index, jnp.unstack(u), strict=True))
+        ns.update(zip(self.input_index, _entries(u), strict=True))
         ns.update(zip(self.species_index, jnp.unstack(y), strict=True))
         for name, rule in self.rules:
             ns[name] = rule(ns)

@@ -86,7 +86,9 @@ def solve_neuron(
         t1=t1,
         dt0=config.dt0,
         y0=y0,
-        args=(theta, u),
+        # theta and u as tuples of scalars: unstacked once, outside the solver loop
+        # (CompiledPathway.namespace)
+        args=(tuple(jnp.unstack(theta)), tuple(jnp.unstack(u))),
         saveat=diffrax.SaveAt(ts=ts),
         stepsize_controller=config.controller(jnp.reshape(cond.t_off, (1,)).astype(ts.dtype)),
         max_steps=config.max_steps,

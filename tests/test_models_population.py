@@ -218,6 +218,10 @@ def test_vector_field_reverse_mode_matches_forward_mode_and_finite_differences()
     def f(y, theta):
         return cp.vector_field(t, y, (theta, u))
 
+    # solve_neuron passes theta and u unstacked (tuples of scalars): the same field
+    unstacked = cp.vector_field(t, y, (tuple(jnp.unstack(theta)), tuple(jnp.unstack(u))))
+    np.testing.assert_array_equal(unstacked, f(y, theta))
+
     for argnum, x in ((0, y), (1, theta)):
         rev = jax.jacrev(f, argnums=argnum)(y, theta)
         fwd = jax.jacfwd(f, argnums=argnum)(y, theta)
