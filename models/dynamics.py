@@ -20,7 +20,20 @@ def _piecewise(value, condition, otherwise):
     return jnp.where(condition, value, otherwise)
 
 
-_FUNCTIONS = {"exp": jnp.exp, "pow": jnp.power, "piecewise": _piecewise}
+def _pow(base, exponent):
+    """``base ** exponent`` with a negative base taken as 0.
+
+    Every base in the pathway is a non-negative level, fraction or ratio; a negative one only
+    appears in a trial stage of an explicit solver overshooting a bound (e.g. p-eEF2 past 1
+    under a strong, fast drive, so 1 - pE < 0). There the derivative in the exponent,
+    log(base) * base ** exponent, is NaN even where the value is finite (integer exponents),
+    and the reverse pass multiplies the rejected stage's zero cotangent by it: 0 x NaN = NaN in
+    the whole gradient. Clamping keeps such stages finite and changes nothing for valid states.
+    """
+    return jnp.power(jnp.maximum(base, 0.0), exponent)
+
+
+_FUNCTIONS = {"exp": jnp.exp, "pow": _pow, "piecewise": _piecewise}
 
 
 def _entries(v):

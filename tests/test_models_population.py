@@ -235,3 +235,24 @@ def test_vector_field_reverse_mode_matches_forward_mode_and_finite_differences()
             args_m[argnum] = x.at[j].add(-h)
             fd = (f(*args_p) - f(*args_m)) / (2 * h)
             np.testing.assert_allclose(rev[:, j], fd, rtol=1e-5, atol=1e-7)
+
+
+def test_vector_field_gradient_finite_where_a_trial_stage_overshoots_a_bound():
+    """An explicit solver's trial stage can push a fraction past its bound (p-eEF2 above 1, so
+    the elongation factor 1 - pE is negative). The gradient there must stay finite: a NaN
+    partial derivative of a rejected stage turns the whole reverse-mode gradient into NaN
+    (0 x NaN), which is what the benchmark proxy met at 64 neurons under XLA fast math."""
+    from models.dynamics import compiled
+    from models.exposure import condition_inputs
+
+    cp = compiled()
+    theta = default_theta()
+    u = condition_inputs(theta, select_condition(encode_conditions(CONDITIONS), 0), cp)
+    y = cp.baseline(theta).at[PATHWAY.species_names.index("pE")].set(1.001)
+
+    def total(theta, y):
+        return jnp.sum(cp.vector_field(jnp.asarray(0.3), y, (theta, u)))
+
+    g_theta, g_y = jax.grad(total, argnums=(0, 1))(theta, y)
+    assert bool(jnp.all(jnp.isfinite(g_theta))) and bool(jnp.all(jnp.isfinite(g_y)))
+    assert bool(jnp.isfinite(total(theta, y)))
