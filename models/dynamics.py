@@ -28,7 +28,8 @@ def _pow(base, exponent):
     under a strong, fast drive, so 1 - pE < 0). There the derivative in the exponent,
     log(base) * base ** exponent, is NaN even where the value is finite (integer exponents),
     and the reverse pass multiplies the rejected stage's zero cotangent by it: 0 x NaN = NaN in
-    the whole gradient. Clamping keeps such stages finite and changes nothing for valid states.
+    the whole gradient. Clamping keeps such stages finite and changes nothing for valid states
+    (the SBML export keeps plain ``pow``: the two agree wherever the states are valid).
     """
     return jnp.power(jnp.maximum(base, 0.0), exponent)
 
@@ -82,7 +83,8 @@ class CompiledPathway:
     def vector_field(
         self, t: Float[Array, ""], y: Float[Array, " state"], args
     ) -> Float[Array, " state"]:
-        """diffrax-style vector field; ``args = (theta, u)``."""
+        """diffrax-style vector field; ``args = (theta, u)``, each a flat vector or a tuple of
+        its entries (what :func:`models.solve.solve_neuron` passes)."""
         theta, u = args
         ns = self.namespace(t, y, theta, u)
         rates = []
