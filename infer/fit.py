@@ -7,6 +7,7 @@ The run directory receives ``posterior.nc`` (ArviZ InferenceData, written atomic
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -110,18 +111,24 @@ class Fit:
         return cls(config=config, problem=problem, model=model)
 
 
+@functools.cache
 def _git_commit() -> str:
-    try:
+    """HEAD of the checkout this process runs from, with '+dirty' when tracked files differ
+    from it. Cached at the first call, which :func:`run_fit` makes when it starts: a commit
+    made while a long fit runs is not recorded as the code that ran it."""
+
+    def git(*args: str) -> str:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).parent,
-            timeout=10,
+            ["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=10
         )
-        return out.stdout.strip() or "unknown"
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    try:
+        head = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    return (head + ("+dirty" if dirty else "")) if head else "unknown"
 
 
 def _versions() -> dict:
@@ -160,6 +167,7 @@ def run_fit(
     """Run the configured engine; write ``out_dir/posterior.nc`` and ``config.toml``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    _git_commit()  # the code this run starts with (cached; recorded in the InferenceData)
     fit = fit or Fit.create(config)
     key = jax.random.PRNGKey(config.seed)
     k_map, k_svi, k_nuts, k_prior, k_pp = jax.random.split(key, 5)

@@ -7,6 +7,7 @@ free parameters) is built once per session; everything that compiles shares it.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import arviz as az
@@ -17,8 +18,10 @@ import pytest
 
 from infer.cli import main
 from infer.config import ConfigError, FitConfig, config_from_mapping, load_config
-from infer.fit import Fit, run_fit
+from infer.fit import Fit, _git_commit, run_fit
 from models.population import trace_count
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TINY = dict(
     neurons=2,
@@ -144,6 +147,11 @@ def test_inference_data_has_every_group_with_named_dims(map_run):
     }
     for key in ("package_versions", "device", "git_commit", "data_checksums", "config"):
         assert idata.attrs[key]
+    # the commit recorded is the one the process started from (cached at run_fit's start)
+    assert idata.attrs["git_commit"] == _git_commit()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    if head.returncode == 0:
+        assert idata.attrs["git_commit"].removesuffix("+dirty") == head.stdout.strip()
     assert json.loads(idata.attrs["free_parameters"]) == list(TINY["free"])
     versions = json.loads(idata.attrs["package_versions"])
     assert {"jax", "diffrax", "numpyro"} <= set(versions)
