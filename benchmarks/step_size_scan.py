@@ -23,9 +23,9 @@ import platform
 import time
 from pathlib import Path
 
-from models.xla_flags import use_cpu_fast_math
+from models.xla_flags import use_cpu_flags
 
-use_cpu_fast_math()
+use_cpu_flags()
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

@@ -41,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m benchmarks.worker '<json spec>'", file=sys.stderr)
         return 2
     spec = json.loads(argv[0])
-    from models.xla_flags import use_cpu_fast_math
+    from models.xla_flags import use_cpu_flags
 
-    use_cpu_fast_math()  # before JAX starts its backend (models/xla_flags.py)
+    use_cpu_flags()  # before JAX starts its backend (models/xla_flags.py)
     import jax
 
     jax.config.update("jax_enable_x64", spec.get("dtype", "float64") == "float64")

@@ -1,8 +1,8 @@
 """``python -m infer``: the homeoplast command line."""
 
-from models.xla_flags import use_cpu_fast_math
+from models.xla_flags import use_cpu_flags
 
-use_cpu_fast_math()  # before JAX starts its backend (models/xla_flags.py)
+use_cpu_flags()  # before JAX starts its backend (models/xla_flags.py)
 
 from .cli import main  # noqa: E402
 

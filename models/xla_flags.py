@@ -1,24 +1,38 @@
 """XLA compiler flags for homeoplast's CPU programs.
 
-``use_cpu_fast_math()`` lets XLA's CPU compiler reassociate floating-point sums and contract
-multiply-adds (LLVM fast-math) while it still honours NaN and infinity, exact division and
-the exact transcendental functions. Results change only by rounding (the demo fit's log
-density agreed to 3e-16 relative), and the solver's finiteness checks keep working, so a
-failed solve is still caught. Measured on a 2-core Intel Xeon, float64 (benchmarks/README.md,
-"XLA CPU fast math"): the gradient of the demo fit's log density 34.6 -> 27.6 ms, the
-benchmark proxy's gradient at 256 neurons 2.24 -> 1.86 s, forward solves unchanged.
+``use_cpu_flags()`` sets two kinds of XLA CPU flag before JAX starts its CPU backend:
+
+1. **Fast math** (:data:`FAST_MATH_FLAGS`): XLA's CPU compiler may reassociate floating-point
+   sums and contract multiply-adds (LLVM fast-math) while it still honours NaN and infinity,
+   exact division and the exact transcendental functions. Results change only by rounding (the
+   demo fit's log density agreed to 3e-16 relative), and the solver's finiteness checks keep
+   working, so a failed solve is still caught. Measured on a 2-core Intel Xeon, float64
+   (benchmarks/README.md, "XLA CPU fast math"): the gradient of the demo fit's log density
+   34.6 -> 27.6 ms, the benchmark proxy's gradient at 256 neurons 2.24 -> 1.86 s.
+2. **The classic fusion emitter** (:data:`FUSION_EMITTER_FLAGS`): XLA's newer MLIR fusion
+   emitters are switched off, so fused element-wise kernels are emitted by the classic
+   elemental emitter. The model's vector field is hundreds of small element-wise operations
+   on short arrays, for which the classic emitter's code is faster and quicker to compile.
+   Same host, same day, A/B twice, one core (benchmarks/README.md, "XLA CPU fusion
+   emitters"): demo log density 4.1-4.2 -> 2.9-3.0 ms, its gradient 21.5-22.1 -> 16.9-17.5
+   ms, compilation 54-55 -> 34-36 s; the value identical to 12 digits. XLA stops the process
+   on a flag it does not know, so this flag is only added for the jaxlib versions it was
+   tested with (:data:`FUSION_EMITTER_JAXLIB`); with another jaxlib nothing is added (set it
+   in ``XLA_FLAGS`` yourself if your XLA has it).
 
 The flags are read once, when JAX starts its CPU backend, so the command-line entry points
 (``python -m infer``, ``python -m benchmarks``) and the test suite call this before any JAX
-computation; in a script or notebook call it first. A user who sets
-``--xla_cpu_enable_fast_math`` in ``XLA_FLAGS`` themselves (``=false`` turns it off) wins:
-nothing is added then. GPU programs are not affected.
+computation; in a script or notebook call it first. A user's own setting of a flag in
+``XLA_FLAGS`` wins (``--xla_cpu_enable_fast_math=false`` or
+``--xla_cpu_use_fusion_emitters=true``): nothing is added for it then. GPU programs are not
+affected.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import MutableMapping
+from importlib import metadata
 
 FAST_MATH_FLAGS = (
     "--xla_cpu_enable_fast_math=true",
@@ -27,18 +41,37 @@ FAST_MATH_FLAGS = (
     "--xla_cpu_fast_math_honor_division=true",
     "--xla_cpu_fast_math_honor_functions=true",
 )
+FUSION_EMITTER_FLAGS = ("--xla_cpu_use_fusion_emitters=false",)
+# jaxlib release series (major.minor) whose XLA has --xla_cpu_use_fusion_emitters, tested here.
+FUSION_EMITTER_JAXLIB = ("0.10",)
 
 
-def use_cpu_fast_math(environ: MutableMapping[str, str] | None = None) -> bool:
-    """Add :data:`FAST_MATH_FLAGS` to ``XLA_FLAGS`` in ``environ`` (default ``os.environ``)
-    unless it already names ``xla_cpu_enable_fast_math``. Returns whether flags were added.
-    Call before JAX's first computation: a backend that has started keeps its flags."""
+def _jaxlib_series() -> str | None:
+    try:
+        return ".".join(metadata.version("jaxlib").split(".")[:2])
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def use_cpu_flags(
+    environ: MutableMapping[str, str] | None = None, jaxlib_series: str | None = None
+) -> list[str]:
+    """Add :data:`FAST_MATH_FLAGS` and, for a tested jaxlib, :data:`FUSION_EMITTER_FLAGS` to
+    ``XLA_FLAGS`` in ``environ`` (default ``os.environ``), each group unless ``XLA_FLAGS``
+    already names its flag. ``jaxlib_series``: "major.minor" of jaxlib (default: the installed
+    one). Returns the flags added. Call before JAX's first computation: a backend that has
+    started keeps its flags."""
     env = os.environ if environ is None else environ
+    series = _jaxlib_series() if jaxlib_series is None else jaxlib_series
     current = env.get("XLA_FLAGS", "")
-    if "xla_cpu_enable_fast_math" in current:
-        return False
-    env["XLA_FLAGS"] = " ".join([*current.split(), *FAST_MATH_FLAGS])
-    return True
+    added: list[str] = []
+    if "xla_cpu_enable_fast_math" not in current:
+        added += FAST_MATH_FLAGS
+    if "xla_cpu_use_fusion_emitters" not in current and series in FUSION_EMITTER_JAXLIB:
+        added += FUSION_EMITTER_FLAGS
+    if added:
+        env["XLA_FLAGS"] = " ".join([*current.split(), *added])
+    return added
 
 
 def force_host_devices(k: int, environ: MutableMapping[str, str] | None = None) -> None:

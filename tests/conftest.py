@@ -7,11 +7,11 @@ Sections (keep each small and self-contained; add new ones at the end):
 
 from __future__ import annotations
 
-from models.xla_flags import use_cpu_fast_math
+from models.xla_flags import use_cpu_flags
 
 # ---------------------------------------------------------------- 1. JAX numerics (all tests)
 # Before JAX starts its backend: the tests compile what `python -m infer` compiles.
-use_cpu_fast_math()
+use_cpu_flags()
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

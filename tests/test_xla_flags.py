@@ -1,4 +1,4 @@
-"""The XLA CPU fast-math flags (models/xla_flags.py): set as documented, and NaN/inf survive.
+"""The XLA CPU flags (models/xla_flags.py): set as documented, and NaN/inf survive.
 
 The whole suite runs under the flags (tests/conftest.py), so the solver tests (e.g. the
 pathological neuron that fails alone in test_models_population.py) check the finiteness
@@ -11,30 +11,47 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from models.xla_flags import FAST_MATH_FLAGS, force_host_devices, use_cpu_fast_math
+from models.xla_flags import (
+    FAST_MATH_FLAGS,
+    FUSION_EMITTER_FLAGS,
+    force_host_devices,
+    use_cpu_flags,
+)
+
+ALL = [*FAST_MATH_FLAGS, *FUSION_EMITTER_FLAGS]
 
 
 def test_flags_are_added_once_after_the_users_own():
     env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    assert use_cpu_fast_math(env)
-    assert env["XLA_FLAGS"].split() == [
-        "--xla_force_host_platform_device_count=2",
-        *FAST_MATH_FLAGS,
-    ]
-    assert not use_cpu_fast_math(env)  # idempotent
+    assert use_cpu_flags(env, jaxlib_series="0.10") == ALL
+    assert env["XLA_FLAGS"].split() == ["--xla_force_host_platform_device_count=2", *ALL]
+    assert use_cpu_flags(env, jaxlib_series="0.10") == []  # idempotent
     assert env["XLA_FLAGS"].split().count("--xla_cpu_enable_fast_math=true") == 1
     empty: dict[str, str] = {}
-    assert use_cpu_fast_math(empty) and empty["XLA_FLAGS"].split() == list(FAST_MATH_FLAGS)
+    assert use_cpu_flags(empty, jaxlib_series="0.10") == ALL
+    assert empty["XLA_FLAGS"].split() == ALL
 
 
 def test_a_users_setting_wins():
     env = {"XLA_FLAGS": "--xla_cpu_enable_fast_math=false"}
-    assert not use_cpu_fast_math(env)
-    assert env["XLA_FLAGS"] == "--xla_cpu_enable_fast_math=false"
+    assert use_cpu_flags(env, jaxlib_series="0.10") == list(FUSION_EMITTER_FLAGS)
+    assert env["XLA_FLAGS"].split() == ["--xla_cpu_enable_fast_math=false", *FUSION_EMITTER_FLAGS]
+    env = {"XLA_FLAGS": "--xla_cpu_use_fusion_emitters=true"}
+    assert use_cpu_flags(env, jaxlib_series="0.10") == list(FAST_MATH_FLAGS)
+    assert "--xla_cpu_use_fusion_emitters=false" not in env["XLA_FLAGS"]
+
+
+def test_the_fusion_emitter_flag_only_for_a_tested_jaxlib():
+    # XLA aborts on a flag it does not know: an untested jaxlib gets only the fast-math flags
+    env: dict[str, str] = {}
+    assert use_cpu_flags(env, jaxlib_series="0.99") == list(FAST_MATH_FLAGS)
+    assert use_cpu_flags({}, jaxlib_series=None) in (list(FAST_MATH_FLAGS), ALL)
 
 
 def test_this_process_runs_under_the_flags_and_keeps_ieee_checks():
-    assert set(FAST_MATH_FLAGS) <= set(os.environ.get("XLA_FLAGS", "").split())
+    flags = set(os.environ.get("XLA_FLAGS", "").split())
+    assert set(FAST_MATH_FLAGS) <= flags
+    assert set(FUSION_EMITTER_FLAGS) <= flags  # the installed jaxlib is a tested one
 
     @jax.jit
     def guard(x):
