@@ -1,7 +1,7 @@
 """The homeoplast command line (``python -m infer`` or ``homeoplast``).
 
 Sub-commands: ``simulate`` (population simulation to tidy CSV and a figure), ``data``
-(datasets), ``export-sbml``, ``fit``, ``diagnose``, ``plot``, ``predict``, ``demo``, and the
+(datasets), ``export-sbml``, ``fit``, ``diagnose``, ``plot``, ``predict``, ``mass``, ``demo``, and the
 validation commands ``sbc``, ``sbc-report`` and ``identify``.
 """
 

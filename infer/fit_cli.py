@@ -1,4 +1,4 @@
-"""``fit``, ``diagnose``, ``plot``, ``predict`` and ``demo`` sub-commands."""
+"""``fit``, ``diagnose``, ``plot``, ``predict``, ``mass`` and ``demo`` sub-commands."""
 
 from __future__ import annotations
 
@@ -123,6 +123,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mass(args: argparse.Namespace) -> int:
+    """A dense inverse mass matrix (``engine.mass_file``) from finished NUTS runs' draws."""
+    from .mass import MassFileError, write_mass_file
+
+    try:
+        out = write_mass_file(args.run_dir, args.out, note=args.note)
+    except MassFileError as err:
+        raise _cli_error(str(err)) from None
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The demo fit (demo.toml) on the embedded data, on CPU, with report and figures."""
     ns = argparse.Namespace(
@@ -176,6 +188,15 @@ def register(sub) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--figure")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "mass",
+        help="write a dense inverse mass matrix (engine.mass_file) from finished NUTS runs",
+    )
+    p.add_argument("run_dir", nargs="+", help="run directories of the same fit")
+    p.add_argument("--out", required=True, help=".npz file to write")
+    p.add_argument("--note", default="", help="text appended to the file's 'source' field")
+    p.set_defaults(func=cmd_mass)
 
     p = sub.add_parser(
         "demo", help="run the demo fit (infer/configs/demo.toml) on CPU: what `make demo` does"

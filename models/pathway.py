@@ -363,11 +363,26 @@ PARAMETERS: tuple[Parameter, ...] = (
     ),
     _gain(
         "K_T",
-        3.0,
-        "TrkB half-saturation, in units of the resting ligand level (MD02: BDNF-TrkB Kd ~ 50 nM).",
+        250.0,
+        "TrkB half-saturation, in units of the resting ligand level: MD02's BDNF-TrkB Kd "
+        "(kb/kf = 0.05 1/s / 1.0 1/(uM s) = 50 nM) over bdnf_ref_nM's default 0.2 nM. Wide "
+        "prior: MD02 is a model's constant, and the resting level is assumed.",
         _BDNF,
-        scale=0.7,
+        scale=1.0,
+        source="MD02",
         het=True,
+    ),
+    _rate(
+        "tau_trkb",
+        0.00546,
+        "Time constant of each of 4 equal stages between bath BDNF and TrkB signalling "
+        "(binding, dimerisation, autophosphorylation, downstream PI3K), i.e. a gamma (Erlang-4) "
+        "onset with mean 4 x tau_trkb. Default 19.7 s: the Erlang-4 onset is then 1/14.5 of its "
+        "plateau at 30 s, as TrkB activation in FS-YUE99-0p5 (1 at 30 s of a 14.5 peak at "
+        "5 min; NIH-3T3 cells, 7.3 nM BDNF); wide prior (other cells, another dose).",
+        _BDNF,
+        scale=1.0,
+        unit="h",
     ),
     _rate(
         "bdnf_ref_nM",
@@ -758,9 +773,12 @@ RULES: tuple[Rule, ...] = (
     Rule(
         name="bdnf_bath",
         unit="nM",
-        doc="exogenous BDNF reaching the neurons (bath "
-        "exchange with the same time constant as drugs)",
-        expr="bdnf_ext * (1 - exp(-t / tau_bath))",
+        doc="exogenous BDNF as seen by TrkB signalling: the bath step passed through 4 "
+        "equal first-order stages of time constant tau_trkb (closed-form Erlang-4 onset, so "
+        "no fast state: TrkB-Akt activation is sigmoidal in time, FS-YUE99, FS-DIJ05)",
+        # 1 - exp(-x) (1 + x + x^2/2 + x^3/6), x = t / tau_trkb, in Horner form (one exp)
+        expr="bdnf_ext * (1 - exp(-t / tau_trkb) * (1 + t / tau_trkb * (1 + t / tau_trkb / 2 "
+        "* (1 + t / tau_trkb / 3))))",
     ),
     Rule(
         name="L",
@@ -966,8 +984,6 @@ PRIOR_ROWS_NOT_USED: dict[str, str] = {
     "ic50_ketamine uses the in vivo unbound value PK04 (PK01 lies 2.3 prior SDs below its median)",
     "MD01": "Jain & Bhalla 2009 eEF2K/PP2A/S6K constants: order-of-magnitude guidance for k_pE "
     "and g_fb (cited in their docs); the defaults are not computed from them",
-    "MD02": "Jain & Bhalla 2009 TrkB and mTORC1->S6K constants: guidance for K_T and k_S6K "
-    "(cited in their docs); the defaults are not computed from them",
     "PK02": "ketamine kon/koff: block equilibrates in seconds, so it is quasi-steady (no rate "
     "parameter)",
     "PK08": "rat brain:plasma ratio 6.5: the model lumps dose-to-effect-site exposure into "

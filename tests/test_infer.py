@@ -395,6 +395,79 @@ def test_shipped_demo_mass_file_matches_the_demo_fit():
     assert inv.shape == (len(latents), len(latents))
 
 
+def _fake_nuts_run(tiny_fit, z: dict, out: Path, chains: int = 2, free=None) -> Path:
+    """A run directory whose posterior holds the constrained values of unconstrained draws
+    ``z`` (name -> [draw]), with the attributes a NUTS run records."""
+    model = tiny_fit.model
+    values = model.constrain({k: jnp.asarray(v) for k, v in z.items()})
+    post = {}
+    for name, v in values.items():
+        key = name.removeprefix("raw_")
+        if name.startswith("raw_"):
+            from infer.model import _from_standard
+
+            v = _from_standard(key, v)
+        post[key] = np.asarray(v).reshape(chains, -1)
+    idata = az.from_dict(posterior=post)
+    idata.attrs.update(
+        engine="nuts",
+        git_commit="abc",
+        free_parameters=json.dumps(list(model.free if free is None else free)),
+        sigma_parameters=json.dumps([f"sigma_{n}" for n in model.sigma_names]),
+        nuisance_parameters=json.dumps(list(model.scale_names)),
+    )
+    out.mkdir(parents=True)
+    idata.to_netcdf(out / "posterior.nc")
+    return out
+
+
+def test_mass_file_from_runs_recovers_the_unconstrained_covariance(tiny_fit, tmp_path):
+    """`python -m infer mass RUN...`: the draws are mapped back to the sampler's unconstrained
+    coordinates exactly (so the covariance is that of the draws the sampler made), pooled over
+    runs, regularised as Stan does, and the file loads as the fit's engine.mass_file."""
+    from infer.engines import load_inverse_mass
+
+    _, z0, _, _ = tiny_fit.model.potential()
+    names = sorted(z0)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((len(names), len(names))) * 0.3
+    draws = rng.standard_normal((400, len(names))) @ a.T  # correlated, around the origin
+    runs = [
+        _fake_nuts_run(tiny_fit, {n: draws[i::2, j] for j, n in enumerate(names)}, tmp_path / r)
+        for i, r in enumerate(("r1", "r2"))
+    ]
+    out = tmp_path / "m.npz"
+    assert main(["mass", *map(str, runs), "--out", str(out), "--note", "for a test"]) == 0
+    inv = load_inverse_mass(out, {n: 0.0 for n in names})
+    pooled = np.concatenate([draws[0::2], draws[1::2]])
+    n = len(pooled)
+    expected = n / (n + 5) * np.cov(pooled, rowvar=False) + 1e-3 * 5 / (n + 5) * np.eye(len(names))
+    np.testing.assert_allclose(inv, expected, rtol=1e-8, atol=1e-12)
+    with np.load(out) as f:
+        source = str(f["source"])
+    assert "400 posterior draws" in source and "for a test" in source and "commit abc" in source
+    # runs of different fits, a run without draws, too few draws: clear errors, no file
+    dropped = f"raw_{tiny_fit.model.free[0]}"
+    other = _fake_nuts_run(
+        tiny_fit,
+        {n: draws[:200, j] for j, n in enumerate(names) if n != dropped},
+        tmp_path / "other",
+        free=tiny_fit.model.free[1:],
+    )
+    for bad, needle in (
+        ([runs[0], other], "other latents"),
+        ([tmp_path / "nothing"], "no posterior.nc"),
+    ):
+        with pytest.raises(Exception, match=needle):
+            from infer.mass import write_mass_file
+
+            write_mass_file(bad, tmp_path / "bad.npz")
+    assert not (tmp_path / "bad.npz").exists()
+    few = _fake_nuts_run(tiny_fit, {n: draws[:4, j] for j, n in enumerate(names)}, tmp_path / "few")
+    assert main(["mass", str(few), "--out", str(tmp_path / "bad.npz")]) == 2
+    assert not (tmp_path / "bad.npz").exists()
+
+
 def test_rescale_inverse_mass_widens_a_correlated_direction_only():
     """Dense matrix C = L L^T: draws that spread 9x further than C along one whitened direction
     and far less along another widen C along the first only (a pilot never shrinks); draws
