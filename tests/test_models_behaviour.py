@@ -362,3 +362,33 @@ def test_anaesthetic_dose_loses_spine_effect_with_lower_K_an(runs):
     ten = runs.effect(KET10, "spine_density", 24.0, ANAESTHESIA_BDNF)
     hundred = runs.effect(KET.format(100), "spine_density", 24.0, ANAESTHESIA_BDNF)
     assert ten > 1.05 and hundred < ten, (ten, hundred)
+
+
+def test_bath_bdnf_reaches_trkb_through_an_erlang4_onset():
+    """Bath BDNF acts on TrkB through 4 equal first-order stages of time constant ``tau_trkb``
+    (closed form, no fast state): the ``bdnf_bath`` rule equals the bath concentration times
+    the gamma(4, tau_trkb) CDF, 1/14.5 of its plateau at 30 s at the default tau_trkb (as TrkB
+    activation in FS-YUE99-0p5) and 84 % at 2 min. At the defaults (K_T 250, bdnf_ref_nM
+    0.2 nM) 2 nM BDNF raises the TrkB signal 10.6-fold (saturating at 1 + K_T), enough for
+    Dijkhuizen 2005's ~16-fold p-Akt rise with a bdnf_ref_nM near 0.1 nM."""
+    import jax
+    from scipy.stats import gamma
+
+    from models.conditions import parse_condition
+    from models.dynamics import default_theta
+    from models.exposure import condition_inputs, encode_conditions
+
+    cp = compiled()
+    theta = default_theta()
+    enc = encode_conditions([parse_condition("vehicle + BDNF 2 nM, rat, cultured neurons")])
+    u = condition_inputs(theta, jax.tree.map(lambda x: x[0], enc), cp)
+    y0 = cp.baseline(theta)
+    tau = _DEFAULTS["tau_trkb"]
+    for t in (0.0, 0.5 / 60, 2 / 60, 5 / 60, 1.0, 48.0):
+        ns = cp.namespace(np.float64(t), y0, theta, u)
+        np.testing.assert_allclose(
+            float(ns["bdnf_bath"]), 2.0 * gamma.cdf(t, 4, scale=tau), rtol=1e-12, atol=1e-15
+        )
+    assert gamma.cdf(0.5 / 60, 4, scale=tau) == pytest.approx(1 / 14.5, rel=1e-3)
+    ns = cp.namespace(np.float64(1.0), y0, theta, u)
+    assert float(ns["trkb"]) == pytest.approx(11 * 251 / 261, rel=1e-3)  # L = 1 + 2 / 0.2
