@@ -43,27 +43,19 @@ def unconstrained_draws(idata) -> np.ndarray:
     from numpyro.distributions import constraints
     from numpyro.distributions.transforms import biject_to
 
+    from models.priors import to_unconstrained
+
     post = idata.posterior
     columns = []
     for name in latent_names(idata):
         if name.startswith("raw_"):
             par = name.removeprefix("raw_")
-            mu, scale, lo, hi = _prior_geometry(par)
-            x = np.asarray(post[par].values, float).reshape(-1)
-            logit = _is_fraction(par)
-            t = np.log(x / (1 - x)) if logit else np.log(x)
-            u = (t - mu) / scale
+            _, _, lo, hi = _prior_geometry(par)
+            u = to_unconstrained(par, np.asarray(post[par].values, float).reshape(-1))
             columns.append(np.asarray(biject_to(constraints.interval(lo, hi)).inv(u)))
         else:  # sigma_* (half-normal) and scale_* (log-normal): positive, log axis
             columns.append(np.log(np.asarray(post[name].values, float).reshape(-1)))
     return np.stack(columns, axis=1)
-
-
-def _is_fraction(name: str) -> bool:
-    from models._spec import LogitNormal
-    from models.pathway import PATHWAY
-
-    return isinstance(PATHWAY.parameter(name).prior, LogitNormal)
 
 
 def inverse_mass_from_runs(run_dirs) -> tuple[np.ndarray, list[str], list[dict]]:
