@@ -27,7 +27,7 @@ from models.solve import SolverConfig
 from ._io import atomic_path
 from .config import FitConfig
 from .engines import laplace_inverse_mass, load_inverse_mass, run_map, run_nuts, run_svi
-from .model import PopulationModel
+from .model import PopulationModel, fixed_parameters
 from .problem import FitProblem, PopulationPredictor, build_problem
 
 
@@ -105,7 +105,11 @@ class Fit:
         problem = problem or load_problem(config)
         z = draw_z(config.neurons, config.seed)
         predictor = PopulationPredictor(
-            problem, z, solver_config(config), long_config=solver_config(config, long=True)
+            problem,
+            z,
+            solver_config(config),
+            long_config=solver_config(config, long=True),
+            fixed=fixed_parameters(config.free),
         )
         model = PopulationModel(problem, config, predictor, generative_only=generative_only)
         return cls(config=config, problem=problem, model=model)

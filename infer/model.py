@@ -51,6 +51,14 @@ def _from_standard(name: str, u):
     return jnp.exp(x)
 
 
+def fixed_parameters(free) -> dict[int, float]:
+    """{position in theta: value} of the parameters a fit with the ``free`` list does not
+    sample: their defaults, the values :attr:`PopulationModel.base_theta` gives them (and
+    with no between-neuron spread, which only free parameters get)."""
+    base = np.asarray(default_theta())
+    return {i: float(base[i]) for i, n in enumerate(PATHWAY.parameter_names) if n not in free}
+
+
 class PopulationModel:
     """Callable NumPyro model bound to a problem, a config and a population of neurons."""
 

@@ -18,10 +18,10 @@ from jax.scipy.special import log_ndtr
 
 from models.conditions import Condition, parse_condition
 from models.dynamics import compiled
-from models.exposure import encode_conditions
+from models.exposure import condition_inputs, encode_conditions
 from models.pathway import PATHWAY
 from models.population import neuron_thetas, simulate_population
-from models.solve import SolverConfig, baseline_readouts
+from models.solve import Constants, SolverConfig, baseline_readouts
 
 SCALED = ("arbitrary_scale", "absolute")
 _DIRECTIONS = {"up": 1, "down": -1, "no_change": 0}
@@ -302,10 +302,18 @@ class PopulationPredictor:
         *,
         group_by_horizon: bool = True,
         long_config: SolverConfig | None = None,
+        fixed: dict[int, float] | None = None,
     ):
         """``long_config`` solves the groups beyond the first horizon (> 4 h) with other
         settings, e.g. a stiff solver where an explicit one is held to small steps by
-        stability over 48 h; ``config`` otherwise."""
+        stability over 48 h; ``config`` otherwise.
+
+        ``fixed``: {position in theta: value} of the parameters that are the same for every
+        neuron in every call (a fit's parameters that are neither sampled nor spread); they
+        and the inputs that are the same in every condition of a group become constants of
+        that group's compiled solve (:class:`models.solve.Constants`). The caller vouches for
+        the values: :meth:`levels` must then be called with those entries of ``theta_pop``
+        (and no spread on them)."""
         self.problem = problem
         self.z = z
         self.config = config
@@ -318,13 +326,15 @@ class PopulationPredictor:
         bucket = (
             np.searchsorted(self.HORIZONS, ends) if group_by_horizon else np.zeros(len(ends), int)
         )
-        self.groups = []  # (rows of problem.times, encoded conditions, solver settings)
+        # (rows of problem.times, encoded conditions, solver settings, Constants or None)
+        self.groups = []
         order = []
         for b in np.unique(bucket):
             rows = np.flatnonzero(bucket == b)
-            conds = [problem.conditions[problem.solved[r]] for r in rows]
+            enc = encode_conditions([problem.conditions[problem.solved[r]] for r in rows])
+            constants = None if fixed is None else self._constants(enc, fixed)
             self.groups.append(
-                (rows, encode_conditions(conds), self.config if b == 0 else self.long_config)
+                (rows, enc, self.config if b == 0 else self.long_config, constants)
             )
             order += [int(problem.solved[r]) for r in rows]
         self.enc_vehicle = (
@@ -336,6 +346,21 @@ class PopulationPredictor:
         # position of each condition in the stacked [groups..., vehicles...] level array
         self.slot = np.array([order.index(i) for i in range(len(problem.conditions))], int)
 
+    def _constants(self, enc, fixed: dict[int, float]) -> Constants:
+        """The fixed parameters, and the inputs with one value in every condition of ``enc``
+        whatever the parameters: found by evaluating the inputs with every parameter NaN
+        (an input that comes out finite reads no parameter in that condition)."""
+        nan = jnp.full(len(PATHWAY.parameter_names), jnp.nan)
+        u = np.asarray(jax.vmap(condition_inputs, in_axes=(None, 0, None))(nan, enc, self.cp))
+        inputs = tuple(
+            (j, float(u[0, j]))
+            for j in range(u.shape[1])
+            if np.all(np.isfinite(u[:, j])) and np.all(u[:, j] == u[0, j])
+        )
+        return Constants(
+            theta=tuple(sorted((int(i), float(v)) for i, v in fixed.items())), inputs=inputs
+        )
+
     def levels(self, theta_pop, sigma):
         """Per-neuron readouts [neuron, condition, time, readout] and ok [neuron, condition]."""
         p = self.problem
@@ -344,9 +369,11 @@ class PopulationPredictor:
         R = len(PATHWAY.observables)
         parts, oks = [], []
         n_failed = jnp.asarray(0)
-        for rows, enc, config in self.groups:
+        for rows, enc, config, constants in self.groups:
             ts = jnp.asarray(p.times[rows], theta_pop.dtype)
-            sol = simulate_population(theta_pop, sigma, self.z, enc, ts, config)
+            sol = simulate_population(
+                theta_pop, sigma, self.z, enc, ts, config, constants=constants
+            )
             parts.append(sol.readouts)
             oks.append(sol.ok)
             n_failed = n_failed + jnp.sum(~sol.ok)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 
 import jax.numpy as jnp
+from jax import lax
 from jaxtyping import Array, Float
 
 from ._spec import Pathway, compile_expression
@@ -31,7 +32,12 @@ def _pow(base, exponent):
     the whole gradient. Clamping keeps such stages finite and changes nothing for valid states
     (the SBML export keeps plain ``pow``: the two agree wherever the states are valid).
     """
-    return jnp.power(jnp.maximum(base, 0.0), exponent)
+    base = jnp.maximum(base, 0.0)
+    if isinstance(exponent, int | float) and float(exponent).is_integer() and abs(exponent) <= 16:
+        # a known integer exponent (a fixed Hill coefficient, a switch flag; see
+        # models.solve.Constants): repeated multiplication, no log and exp
+        return lax.integer_pow(base, int(exponent))
+    return jnp.power(base, exponent)
 
 
 _FUNCTIONS = {"exp": jnp.exp, "pow": _pow, "piecewise": _piecewise}

@@ -23,7 +23,7 @@ from .conditions import Condition, as_conditions
 from .dynamics import compiled, default_theta
 from .exposure import EncodedConditions, encode_conditions
 from .pathway import PATHWAY
-from .solve import SolverConfig, solve_neuron
+from .solve import Constants, SolverConfig, solve_neuron
 
 DEFAULT_SIGMA = 0.2  # between-neuron log-SD used when none is given
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -76,15 +76,17 @@ def simulate_population(
     ts: Float[Array, " time"] | Float[Array, "condition time"],
     config: SolverConfig | None = None,
     pathway: Pathway = PATHWAY,
+    constants: Constants | None = None,
 ) -> PopulationSolution:
-    """Solve all neurons under all conditions (pure; jit it at the driver)."""
+    """Solve all neurons under all conditions (pure; jit it at the driver). ``constants``:
+    parameters and inputs the same for every neuron and condition (see :class:`Constants`)."""
     _TRACES["population"] += 1  # runs at trace time only
     config = config or SolverConfig()
     cp = compiled(pathway)
     thetas = neuron_thetas(theta_pop, sigma, z, heterogeneous_index(pathway))
 
     def one(theta, cond, ts_c):
-        return solve_neuron(theta, cond, ts_c, config, cp)
+        return solve_neuron(theta, cond, ts_c, config, cp, constants)
 
     # ts: shared [time] or per condition [condition, time] (each row non-decreasing; pad a
     # short row by repeating its last time), so each condition integrates only as far as needed.

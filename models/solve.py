@@ -52,6 +52,31 @@ class SolverConfig:
         return diffrax.ClipStepSizeController(pid, jump_ts=jump_ts)
 
 
+@dataclasses.dataclass(frozen=True)
+class Constants:
+    """Parameters and inputs with the same value in every lane of a solve, by position.
+
+    :func:`solve_neuron` hands them to the vector field as Python numbers instead of traced
+    scalars, so they are constants of the compiled solver loop: XLA folds what depends on
+    them alone (products of fixed rate constants, a ``pow`` with a fixed integer exponent,
+    terms switched off by a flag that is 0 in every condition), and the reverse pass has no
+    cotangent to accumulate for them at every stage. The caller guarantees the values: a fit
+    passes the parameters it does not sample (:class:`infer.problem.PopulationPredictor`).
+    The solution is the same up to floating-point reassociation.
+    """
+
+    theta: tuple[tuple[int, float], ...] = ()
+    inputs: tuple[tuple[int, float], ...] = ()
+
+    @staticmethod
+    def _apply(entries, fixed) -> tuple:
+        values = dict(fixed)
+        return tuple(values.get(i, e) for i, e in enumerate(entries))
+
+    def apply(self, theta_entries, input_entries) -> tuple[tuple, tuple]:
+        return self._apply(theta_entries, self.theta), self._apply(input_entries, self.inputs)
+
+
 class NeuronSolution(eqx.Module):
     """Trajectory of one neuron under one condition."""
 
@@ -68,17 +93,25 @@ def solve_neuron(
     ts: Float[Array, " time"],
     config: SolverConfig | None = None,
     cp: CompiledPathway | None = None,
+    constants: Constants | None = None,
 ) -> NeuronSolution:
     """Solve ONE neuron (parameter vector ``theta``) under ONE encoded condition.
 
     ``ts`` are the output times (h, non-decreasing, >= 0); the solve starts at t = 0 from the
-    analytic untreated baseline, when treatment begins. Not jitted here: jit at the driver.
+    analytic untreated baseline, when treatment begins. ``constants``: entries of ``theta``
+    and of the condition's inputs known to the caller (:class:`Constants`). Not jitted here:
+    jit at the driver.
     """
     cp = cp or compiled()
     config = config or SolverConfig()
     u = condition_inputs(theta, cond, cp)
     y0 = cp.baseline(theta)
     t1 = jnp.maximum(ts[-1], 1e-9)
+    # theta and u as tuples of scalars: unstacked once, outside the solver loop
+    # (CompiledPathway.namespace); known entries as Python numbers (Constants)
+    args = (tuple(jnp.unstack(theta)), tuple(jnp.unstack(u)))
+    if constants is not None:
+        args = constants.apply(*args)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(cp.vector_field),
         config.solver,
@@ -86,9 +119,7 @@ def solve_neuron(
         t1=t1,
         dt0=config.dt0,
         y0=y0,
-        # theta and u as tuples of scalars: unstacked once, outside the solver loop
-        # (CompiledPathway.namespace)
-        args=(tuple(jnp.unstack(theta)), tuple(jnp.unstack(u))),
+        args=args,
         saveat=diffrax.SaveAt(ts=ts),
         stepsize_controller=config.controller(jnp.reshape(cond.t_off, (1,)).astype(ts.dtype)),
         max_steps=config.max_steps,
