@@ -333,9 +333,7 @@ class PopulationPredictor:
             rows = np.flatnonzero(bucket == b)
             enc = encode_conditions([problem.conditions[problem.solved[r]] for r in rows])
             constants = None if fixed is None else self._constants(enc, fixed)
-            self.groups.append(
-                (rows, enc, self.config if b == 0 else self.long_config, constants)
-            )
+            self.groups.append((rows, enc, self.config if b == 0 else self.long_config, constants))
             order += [int(problem.solved[r]) for r in rows]
         self.enc_vehicle = (
             encode_conditions([problem.conditions[i] for i in problem.vehicles])
