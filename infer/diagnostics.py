@@ -116,6 +116,8 @@ class DiagnosticsReport:
         failed_solves: total failed solves and fraction of draws with any, or None.
         pred_mcse: one row per measurement (index: measurement id) with columns dataset,
             readout, observed, mean, sd, mcse_mean, mcse_rel.
+        coverage: :func:`predictive_coverage` (which data lie inside their 90 % posterior
+            predictive interval); reported, not a pass/fail check.
         correlations: strongest posterior correlations (columns a, b, r), on transformed scales.
         provenance: engine, device, git commit, versions and data checksums from the attrs.
         notes: caveats met while computing (missing groups, assumed defaults).
@@ -135,6 +137,7 @@ class DiagnosticsReport:
     max_tree_depth: int | None
     failed_solves: Mapping[str, float] | None
     pred_mcse: pd.DataFrame
+    coverage: pd.DataFrame
     correlations: pd.DataFrame
     provenance: Mapping[str, str]
     notes: tuple[str, ...] = ()
@@ -430,6 +433,41 @@ def _pred_mcse(idata, mcse_ok: bool) -> pd.DataFrame:
     return out
 
 
+PREDICTIVE_LEVEL = 0.9  # the posterior predictive interval of the coverage table (figures: 90 %)
+
+
+def predictive_quantiles(idata, qs: Sequence[float]) -> np.ndarray | None:
+    """[len(qs), measurement] quantiles of the posterior predictive ``obs`` (observation noise
+    included), or None without at least two posterior predictive draws."""
+    if "posterior_predictive" not in idata.groups() or "obs" not in idata.posterior_predictive:
+        return None
+    pp = stacked_draws(idata.posterior_predictive["obs"])
+    if pp.shape[0] < 2:
+        return None
+    return np.nanquantile(pp, list(qs), axis=0)
+
+
+def predictive_coverage(idata, level: float = PREDICTIVE_LEVEL) -> pd.DataFrame:
+    """One row per measurement (index: measurement id): dataset, observed, the central
+    ``level`` posterior predictive interval (lo, hi) and whether the datum lies inside it.
+    Empty without observed data or posterior predictive draws."""
+    q = predictive_quantiles(idata, ((1 - level) / 2, (1 + level) / 2))
+    if q is None or "observed_data" not in idata.groups() or "obs" not in idata.observed_data:
+        return pd.DataFrame()
+    obs = idata.observed_data["obs"]
+    out = pd.DataFrame(
+        index=pd.Index([str(m) for m in obs[obs.dims[0]].values], name="measurement")
+    )
+    cd = idata.constant_data if "constant_data" in idata.groups() else None
+    out["dataset"] = (
+        [str(v) for v in cd["dataset"].values] if cd is not None and "dataset" in cd else ""
+    )
+    out["observed"] = np.asarray(obs.values, dtype=float)
+    out["lo"], out["hi"] = q[0], q[1]
+    out["inside"] = (out["observed"] >= out["lo"]) & (out["observed"] <= out["hi"])
+    return out
+
+
 def _max_tree_depth(idata, notes: list[str]) -> int:
     raw = idata.attrs.get("max_tree_depth")
     if raw is None:
@@ -623,6 +661,7 @@ def diagnose(idata, thresholds: Thresholds = Thresholds()) -> DiagnosticsReport:
             "engine",
             "device",
             "git_commit",
+            "resumed_git_commit",
             "n_neurons",
             "excluded_measurements",
             "package_versions",
@@ -649,6 +688,7 @@ def diagnose(idata, thresholds: Thresholds = Thresholds()) -> DiagnosticsReport:
         max_tree_depth=max_depth,
         failed_solves=failed,
         pred_mcse=pred_mcse,
+        coverage=predictive_coverage(idata),
         correlations=_correlations(idata, kinds, transforms),
         provenance=provenance,
         notes=tuple(notes),
@@ -844,6 +884,34 @@ def render_markdown(report: DiagnosticsReport) -> str:
                 for a, b, v in r.correlations.itertuples(index=False)
             ],
         )
+
+    cov = r.coverage
+    if not cov.empty:
+        outside = cov[~cov["inside"]]
+        n, k = len(cov), len(outside)
+        pct = round(100 * PREDICTIVE_LEVEL)
+        lines += ["", "## Posterior predictive coverage", ""]
+        lines.append(
+            f"{k} of {n} measurements lie outside their central {pct} % posterior predictive "
+            "interval (observation noise included; the light band of the predictive figure). "
+            f"A calibrated model leaves about {100 - pct} % of new data outside "
+            f"({(1 - PREDICTIVE_LEVEL) * n:.1f} of {n}); these data also informed the "
+            "posterior, so fewer are expected in-sample. Reported, not a check."
+        )
+        if k:
+            lines.append("")
+            lines += _md_table(
+                ["measurement", "dataset", "observed", f"{pct} % interval"],
+                [
+                    [
+                        f"`{mid}`",
+                        row["dataset"],
+                        _fmt(row["observed"]),
+                        f"{_fmt(row['lo'])} to {_fmt(row['hi'])}",
+                    ]
+                    for mid, row in outside.iterrows()
+                ],
+            )
 
     lines += ["", "## Monte-Carlo error of the predictions", ""]
     pm = r.pred_mcse

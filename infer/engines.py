@@ -145,7 +145,7 @@ def laplace_inverse_mass(model, unconstrained: dict, *, step: float = 1e-3, floo
     return 0.5 * (inverse + inverse.T), eig
 
 
-CHECKPOINT_FORMAT = 6  # bump when the checkpoint's layout changes
+CHECKPOINT_FORMAT = 7  # bump when the checkpoint's layout changes (7: the run's start record)
 
 
 def load_inverse_mass(path, z0: dict) -> np.ndarray:
@@ -454,6 +454,7 @@ def run_nuts(
     resume: bool = False,
     chunk: int = 50,
     progress: bool = True,
+    start_record: dict | None = None,
 ) -> dict:
     """NUTS with several chains, checkpointed every ``chunk`` transitions (pilot and warm-up
     included). ``inverse_mass`` is the starting inverse mass matrix (see
@@ -474,6 +475,11 @@ def run_nuts(
     empty without a pilot) and the wall time. ``resume=True`` continues from ``checkpoint``
     (same settings; ``draws`` may be larger than the saved run's). On KeyboardInterrupt the
     draws finished so far are returned with ``interrupted=True``.
+
+    ``start_record``: what the caller wants kept with the run about how it started (e.g. the
+    MAP that gave the starting point, the code's commit); it is saved in the checkpoint and
+    returned as ``start_record``, and a resumed run returns the saved one (``resumed=True``),
+    so the caller need not redo that work.
     """
     driver = ChunkedNUTS.for_model(model, config, chunk)
     signature = {
@@ -487,6 +493,7 @@ def run_nuts(
     t0 = time.perf_counter()
     # the current mass is kept with the run: a run resumed mid-pilot widens the same matrix
     run = {"piloted": 0, "pilot_z": [], "pilot_ratio": {}, "warmed": 0, "chunks": []}
+    run["start_record"] = dict(start_record or {})
     run["start_mass"] = None if inverse_mass is None else np.asarray(inverse_mass)
     run["mass"] = run["start_mass"]
     if resume and checkpoint is not None and checkpoint.exists():
@@ -494,7 +501,9 @@ def run_nuts(
         # back on the device as jax Arrays: the same call signature as a fresh run's state
         states = jax.device_put(saved.pop("state"))
         run.update({k: saved[k] for k in run})
+        resumed = True
     else:
+        resumed = False
         start = z0 if init_unconstrained is None else init_unconstrained
         states = driver.init(start, key, inverse_mass, step_size=step_size)
     done = run["chunks"]
@@ -559,6 +568,8 @@ def run_nuts(
         "pilot_ratio": run["pilot_ratio"],
         "interrupted": interrupted,
         "seconds": time.perf_counter() - t0,
+        "start_record": run["start_record"],
+        "resumed": resumed,
     }
 
 

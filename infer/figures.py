@@ -32,6 +32,7 @@ from .diagnostics import (
     parameter_kinds,
     parameter_transforms,
     parameter_units,
+    predictive_quantiles,
     readout_ratio,
     stacked_draws,
     transform_values,
@@ -106,12 +107,10 @@ def _measurement_frame(idata) -> pd.DataFrame:
         ("unit", ""),
     ):
         frame[key] = [str(v) for v in col(key, default)]
-    if "posterior_predictive" in idata.groups() and "obs" in idata.posterior_predictive:
-        pp = stacked_draws(idata.posterior_predictive["obs"])
-        if pp.shape[0] > 1:
-            q = np.nanquantile(pp, [0.05, 0.25, 0.75, 0.95], axis=0)
-            for name, row in zip(("pp05", "pp25", "pp75", "pp95"), q, strict=True):
-                frame[name] = row
+    q = predictive_quantiles(idata, (0.05, 0.25, 0.75, 0.95))
+    if q is not None:
+        for name, row in zip(("pp05", "pp25", "pp75", "pp95"), q, strict=True):
+            frame[name] = row
     if "pred" in idata.posterior:
         frame["pred50"] = np.nanmedian(stacked_draws(idata.posterior["pred"]), axis=0)
     return frame

@@ -1,7 +1,10 @@
 """One fit, end to end: data -> problem -> model -> MAP -> (SVI) -> (NUTS) -> InferenceData.
 
 The run directory receives ``posterior.nc`` (ArviZ InferenceData, written atomically),
-``config.toml``, and, when NUTS runs, ``nuts_checkpoint.pkl`` (removed on success).
+``config.toml``, and, when NUTS runs, ``nuts_checkpoint.pkl`` (removed on success). A NUTS run
+with a saved mass matrix (``engine.mass_init = "file"``) keeps a copy of it as
+``inverse_mass.npz``, which the run's ``config.toml`` names, so the run directory alone
+reproduces the fit (``python -m infer fit --config RUN_DIR/config.toml``).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -160,6 +164,9 @@ def _checksums() -> dict:
         return {}
 
 
+MASS_COPY = "inverse_mass.npz"  # a run directory's copy of its saved mass matrix
+
+
 def run_fit(
     config: FitConfig,
     out_dir: str | Path,
@@ -167,8 +174,14 @@ def run_fit(
     resume: bool = False,
     progress: bool = True,
     fit: Fit | None = None,
+    checkpoint_every: int = 50,
 ) -> Path:
-    """Run the configured engine; write ``out_dir/posterior.nc`` and ``config.toml``."""
+    """Run the configured engine; write ``out_dir/posterior.nc`` and ``config.toml``.
+
+    NUTS saves its state to ``out_dir/nuts_checkpoint.pkl`` every ``checkpoint_every``
+    transitions; interrupted (Ctrl-C), it writes the draws it finished and keeps the
+    checkpoint, and ``resume=True`` continues from it without redoing the MAP (the run's
+    start is kept in the checkpoint)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _git_commit()  # the code this run starts with (cached; recorded in the InferenceData)
@@ -187,22 +200,31 @@ def run_fit(
         if progress:
             print(f"  {name}: {log[f'seconds_{name}']:.1f} s", flush=True)
 
+    ckpt = out_dir / "nuts_checkpoint.pkl"
+    # A resumed NUTS run continues from its checkpoint, which keeps the run's start (mass
+    # matrix, the MAP summary, the commit it began with): the MAP is not run again.
+    resuming = resume and config.engine == "nuts" and ckpt.exists()
     saved_mass = None
-    resuming = resume and (out_dir / "nuts_checkpoint.pkl").exists()  # its mass is saved in it
     if config.engine == "nuts" and config.mass_init == "file" and not resuming:  # before any work
         saved_mass = load_inverse_mass(config.mass_file, model.potential()[1])
         log["mass_file_sha256"] = hashlib.sha256(Path(config.mass_file).read_bytes()).hexdigest()
-    map_result = run_map(model, config, k_map)
-    phase("map")
-    log["map_neg_log_density"] = map_result["neg_log_density"]
-    log["map_failed_starts"] = map_result["failed_starts"]
-    log["map_max_abs_gradient"] = map_result["max_abs_gradient"]  # ~0 at a mode
-    init = map_result["latent"]
+        kept = out_dir / MASS_COPY
+        if Path(config.mass_file).resolve() != kept.resolve():
+            with atomic_path(kept) as tmp:
+                shutil.copyfile(config.mass_file, tmp)
+    map_result = None
+    if not resuming:
+        map_result = run_map(model, config, k_map)
+        phase("map")
+        log["map_neg_log_density"] = map_result["neg_log_density"]
+        log["map_failed_starts"] = map_result["failed_starts"]
+        log["map_max_abs_gradient"] = map_result["max_abs_gradient"]  # ~0 at a mode
+    commits = {"git_commit": _git_commit()}
     nuts = None
     if config.engine == "map":
-        samples = {k: np.asarray(v)[None, None] for k, v in init.items()}
+        samples = {k: np.asarray(v)[None, None] for k, v in map_result["latent"].items()}
     elif config.engine == "svi":
-        svi = run_svi(model, config, k_svi, init_values=init)
+        svi = run_svi(model, config, k_svi, init_values=map_result["latent"])
         log["svi_final_loss"] = float(svi["losses"][-1])
         samples = {k: np.asarray(v)[None] for k, v in svi["samples"].items()}
     else:
@@ -217,26 +239,35 @@ def run_fit(
             model,
             config,
             k_nuts,
-            init_unconstrained=map_result["unconstrained"],
+            init_unconstrained=None if resuming else map_result["unconstrained"],
             inverse_mass=inverse_mass,
-            checkpoint=out_dir / "nuts_checkpoint.pkl",
+            checkpoint=ckpt,
             resume=resume,
             progress=progress,
+            chunk=checkpoint_every,
+            start_record={"git_commit": commits["git_commit"], "log": dict(log)},
         )
+        if nuts["resumed"]:  # the start's log and commit, as the first process recorded them
+            start = nuts["start_record"]
+            log.update({k: v for k, v in start["log"].items() if k not in log})
+            log["resumed"] = True
+            commits = {"git_commit": start["git_commit"], "resumed_git_commit": _git_commit()}
         samples = nuts["samples"]
         if nuts["pilot_ratio"]:  # pilot variance / starting variance, per latent
             log["pilot_variance_ratio"] = nuts["pilot_ratio"]
         log["nuts_seconds"] = nuts["seconds"]
         log["nuts_interrupted"] = nuts["interrupted"]
     phase(config.engine if config.engine != "map" else "map_done")
-    idata = build_inference_data(fit, samples, nuts, k_prior, k_pp, log)
+    idata = build_inference_data(fit, samples, nuts, k_prior, k_pp, log, commits=commits)
     phase("predictive")
     target = out_dir / "posterior.nc"
     with atomic_path(target) as tmp:
         idata.to_netcdf(str(tmp), engine="h5netcdf")
+    run_config = config
+    if config.engine == "nuts" and config.mass_init == "file" and (out_dir / MASS_COPY).is_file():
+        run_config = config.replace(mass_file=MASS_COPY)  # the copy beside it (load_config)
     with atomic_path(out_dir / "config.toml") as tmp:
-        tmp.write_text(config.to_toml())
-    ckpt = out_dir / "nuts_checkpoint.pkl"
+        tmp.write_text(run_config.to_toml())
     if nuts is not None and not nuts["interrupted"] and ckpt.exists():
         ckpt.unlink()
     return target
@@ -247,9 +278,20 @@ def _flatten(samples: dict) -> dict:
     return {k: np.reshape(v, (-1,) + np.shape(v)[2:]) for k, v in samples.items()}
 
 
-def build_inference_data(fit: Fit, samples: dict, nuts: dict | None, k_prior, k_pp, log: dict):
+def build_inference_data(
+    fit: Fit,
+    samples: dict,
+    nuts: dict | None,
+    k_prior,
+    k_pp,
+    log: dict,
+    *,
+    commits: dict | None = None,
+):
     """InferenceData with posterior, sample_stats, log_likelihood, prior, prior/posterior
-    predictive, observed_data, constant_data and predictions, named dims and provenance attrs."""
+    predictive, observed_data, constant_data and predictions, named dims and provenance attrs.
+    ``commits``: ``git_commit`` (the code the run started with; this process's by default)
+    and, for a resumed run, ``resumed_git_commit``."""
     p, cfg, model = fit.problem, fit.config, fit.model
     chains, draws = next(iter(samples.values())).shape[:2]
     latents = _flatten({k: samples[k] for k in model.latent_names})
@@ -333,7 +375,7 @@ def build_inference_data(fit: Fit, samples: dict, nuts: dict | None, k_prior, k_
             "package_versions": json.dumps(_versions()),
             "device": str(jax.devices()[0]),
             "xla_flags": os.environ.get("XLA_FLAGS", ""),
-            "git_commit": _git_commit(),
+            **(commits or {"git_commit": _git_commit()}),
             "data_checksums": json.dumps(_checksums()),
             "config": cfg.to_toml(),
             "excluded_measurements": json.dumps(list(cfg.exclude)),

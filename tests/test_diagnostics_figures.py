@@ -275,6 +275,27 @@ def test_clean_run_passes(good, tmp_path):
     assert "step size 0.1, 0.2, 0.3, 0.4; leapfrog steps per draw" in text
 
 
+def test_report_lists_the_data_outside_their_predictive_band(tmp_path):
+    """The coverage table: which data lie outside their 90 % posterior predictive interval
+    (the predictive figure's light band), counted against the 10 % a calibrated model leaves."""
+    idata = synthetic_idata(draws=200)
+    pp = idata.posterior_predictive["obs"].values.reshape(-1, idata.observed_data["obs"].size)
+    lo, hi = np.quantile(pp, [0.05, 0.95], axis=0)
+    inside = (lo + hi) / 2
+    inside[3] = hi[3] + 10 * (hi[3] - lo[3])  # one datum far above its band
+    idata.observed_data["obs"].values[:] = inside
+    report = diagnose(idata, Thresholds(ess_bulk_min=100, ess_tail_min=100))
+    cov = report.coverage
+    mid = str(idata.observed_data["obs"]["measurement"].values[3])
+    assert list(cov.index[~cov["inside"]]) == [mid]
+    np.testing.assert_allclose(cov["lo"], lo)
+    np.testing.assert_allclose(cov["hi"], hi)
+    text = write_report(report, tmp_path / "report.md").read_text()
+    n = len(inside)
+    assert f"1 of {n} measurements lie outside their central 90 % posterior predictive" in text
+    assert f"| `{mid}` |" in text.split("## Posterior predictive coverage")[1]
+
+
 @pytest.mark.parametrize(
     "kwargs, check",
     [

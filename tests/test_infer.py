@@ -294,6 +294,69 @@ def test_nuts_fixed_step_size_is_kept_and_checked_on_resume(tiny_fit, tmp_path):
     np.testing.assert_array_equal(resumed["extra"]["step_size"], 0.0625)
 
 
+def test_interrupted_fit_resumes_from_its_checkpoint_without_redoing_its_start(
+    tiny_fit, tmp_path, monkeypatch
+):
+    """Ctrl-C during NUTS: run_fit writes the draws finished so far and keeps the checkpoint
+    and a copy of the saved mass matrix (named by the run's config.toml); resuming continues
+    the same chains without running the MAP again, and records the commit the run started
+    with and the one that finished it."""
+    import dataclasses
+
+    from infer import fit as fit_module
+    from infer.engines import ChunkedNUTS
+
+    _, z0, _, _ = tiny_fit.model.potential()
+    mass = tmp_path / "mass.npz"
+    np.savez(mass, inverse_mass=0.5 * np.eye(len(z0)), latents=np.array(sorted(z0)))
+    cfg = tiny_fit.config.replace(draws=6, mass_init="file", mass_file=str(mass), **NUTS_TINY)
+    fit = dataclasses.replace(tiny_fit, config=cfg)
+    out = tmp_path / "run"
+    advance = ChunkedNUTS.advance
+    calls = []
+
+    def interrupt_on_the_fourth_block(self, states, n):
+        calls.append(n)
+        if len(calls) == 4:  # warm-up 2 + 1, draws 2, then Ctrl-C
+            raise KeyboardInterrupt
+        return advance(self, states, n)
+
+    monkeypatch.setattr(ChunkedNUTS, "advance", interrupt_on_the_fourth_block)
+    run_fit(cfg, out, fit=fit, progress=False, checkpoint_every=2)
+    first = az.from_netcdf(out / "posterior.nc")
+    assert first.posterior.sizes["draw"] == 2
+    assert json.loads(first.attrs["fit_log"])["nuts_interrupted"] is True
+    assert (out / "nuts_checkpoint.pkl").exists()
+    kept = load_config(out / "config.toml")
+    assert kept.mass_file == str((out / "inverse_mass.npz").resolve())
+    np.testing.assert_array_equal(np.load(kept.mass_file)["inverse_mass"], 0.5 * np.eye(len(z0)))
+    started = first.attrs["git_commit"]
+
+    monkeypatch.setattr(ChunkedNUTS, "advance", advance)
+
+    def no_map(*args, **kwargs):
+        raise AssertionError("a resumed NUTS run must not redo its MAP")
+
+    monkeypatch.setattr(fit_module, "run_map", no_map)
+    monkeypatch.setattr(fit_module, "_git_commit", lambda: "resuming-commit")
+    mass.unlink()  # the resumed run needs neither the MAP nor the original mass file
+    run_fit(cfg, out, fit=fit, progress=False, resume=True, checkpoint_every=2)
+    resumed = az.from_netcdf(out / "posterior.nc")
+    assert resumed.posterior.sizes["draw"] == 6
+    name = cfg.free[0]
+    np.testing.assert_array_equal(
+        resumed.posterior[name].values[:, :2], first.posterior[name].values
+    )
+    log = json.loads(resumed.attrs["fit_log"])
+    assert log["resumed"] is True
+    start = json.loads(first.attrs["fit_log"])  # the start's record, as the first run made it
+    for k in ("map_neg_log_density", "seconds_map", "mass_file_sha256"):
+        assert log[k] == start[k], k
+    assert resumed.attrs["git_commit"] == started
+    assert resumed.attrs["resumed_git_commit"] == "resuming-commit"
+    assert not (out / "nuts_checkpoint.pkl").exists()
+
+
 def test_nuts_pilot_rescales_the_mass_and_resumes(tiny_fit, tmp_path, monkeypatch):
     """With engine.mass_pilot, the chains run pilot rounds that each widen the mass matrix,
     then warm up with it; the ratios are returned and survive a resume (also one that starts
