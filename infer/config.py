@@ -249,56 +249,8 @@ class FitConfig:
 
     def to_toml(self) -> str:
         """The config as TOML text (stored beside results and in the InferenceData attrs)."""
-        sections = {
-            "population": ("neurons", "seed", "free", "sigma_prior_scale"),
-            "solver": (
-                "solver",
-                "long_solver",
-                "rtol",
-                "atol",
-                "max_steps",
-                "adjoint_checkpoints",
-                "pcoeff",
-                "icoeff",
-            ),
-            "engine": (
-                "engine",
-                "chains",
-                "warmup",
-                "draws",
-                "max_tree_depth",
-                "target_accept",
-                "dense_mass",
-                "mass_init",
-                "mass_file",
-                "adapt_mass",
-                "step_size",
-                "adapt_step_size",
-                "mass_pilot",
-                "mass_pilot_rounds",
-                "map_starts",
-                "map_steps",
-                "map_learning_rate",
-                "map_polish_steps",
-                "svi_steps",
-                "svi_learning_rate",
-                "svi_guide",
-                "posterior_draws",
-                "prior_draws",
-                "chain_method",
-                "device",
-            ),
-            "data": (
-                "use",
-                "datasets",
-                "exclude",
-                "include_constraints",
-                "relative_noise_floor",
-                "secondary_noise_floor",
-            ),
-        }
         lines = []
-        for section, keys in sections.items():
+        for section, keys in TOML_SECTIONS.items():
             lines.append(f"[{section}]")
             for key in keys:
                 value = getattr(self, key)
@@ -306,6 +258,57 @@ class FitConfig:
                 lines.append(f"{name} = {_toml_value(value)}")
             lines.append("")
         return "\n".join(lines)
+
+
+# The TOML sections of a config and their keys (to_toml; the run_fit model check)
+TOML_SECTIONS = {
+    "population": ("neurons", "seed", "free", "sigma_prior_scale"),
+    "solver": (
+        "solver",
+        "long_solver",
+        "rtol",
+        "atol",
+        "max_steps",
+        "adjoint_checkpoints",
+        "pcoeff",
+        "icoeff",
+    ),
+    "engine": (
+        "engine",
+        "chains",
+        "warmup",
+        "draws",
+        "max_tree_depth",
+        "target_accept",
+        "dense_mass",
+        "mass_init",
+        "mass_file",
+        "adapt_mass",
+        "step_size",
+        "adapt_step_size",
+        "mass_pilot",
+        "mass_pilot_rounds",
+        "map_starts",
+        "map_steps",
+        "map_learning_rate",
+        "map_polish_steps",
+        "svi_steps",
+        "svi_learning_rate",
+        "svi_guide",
+        "posterior_draws",
+        "prior_draws",
+        "chain_method",
+        "device",
+    ),
+    "data": (
+        "use",
+        "datasets",
+        "exclude",
+        "include_constraints",
+        "relative_noise_floor",
+        "secondary_noise_floor",
+    ),
+}
 
 
 _TOML_NAMES = {"solver": "method", "long_solver": "long_method", "engine": "name"}

@@ -29,7 +29,7 @@ from models.population import draw_z
 from models.solve import SolverConfig
 
 from ._io import atomic_path
-from .config import FitConfig
+from .config import TOML_SECTIONS, FitConfig
 from .engines import laplace_inverse_mass, load_inverse_mass, run_map, run_nuts, run_svi
 from .model import PopulationModel, fixed_parameters
 from .problem import FitProblem, PopulationPredictor, build_problem
@@ -167,6 +167,26 @@ def _checksums() -> dict:
 MASS_COPY = "inverse_mass.npz"  # a run directory's copy of its saved mass matrix
 
 
+def _fit_for(config: FitConfig, fit: Fit | None) -> Fit:
+    """The Fit that runs ``config``: built from it, or a given one whose model ``config``
+    shares (they may differ only in [engine] settings; the run records ``config``)."""
+    if fit is None:
+        return Fit.create(config)
+    differ = [
+        key
+        for section, keys in TOML_SECTIONS.items()
+        if section != "engine"
+        for key in keys
+        if getattr(fit.config, key) != getattr(config, key)
+    ]
+    if differ:
+        raise ValueError(
+            f"run_fit: the Fit passed was built from a config that differs from this run's in "
+            f"{differ}; build it with Fit.create(config) or pass no Fit"
+        )
+    return dataclasses.replace(fit, config=config)
+
+
 def run_fit(
     config: FitConfig,
     out_dir: str | Path,
@@ -182,10 +202,10 @@ def run_fit(
     transitions; interrupted (Ctrl-C), it writes the draws it finished and keeps the
     checkpoint, and ``resume=True`` continues from it without redoing the MAP (the run's
     start is kept in the checkpoint)."""
+    fit = _fit_for(config, fit)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _git_commit()  # the code this run starts with (cached; recorded in the InferenceData)
-    fit = fit or Fit.create(config)
     key = jax.random.PRNGKey(config.seed)
     k_map, k_svi, k_nuts, k_prior, k_pp = jax.random.split(key, 5)
     model = fit.model

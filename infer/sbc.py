@@ -38,11 +38,21 @@ class SBCSettings:
     free: tuple[str, ...] = ("K_T", "bdnf_ref_nM", "g_FG")
     neurons: int = 2
     simulations: int = 100
-    warmup: int = 100
+    # Warm-up 300 and depth 6: with 100 and 5 (the settings of the runs before 2026-12-07)
+    # several of 100 chains had not converged (posterior means up to 600 posterior SDs from
+    # the truth even from an Adam start, their trees at the depth limit); 300 and 6 fixed the
+    # 8 worst (README.md, "Simulation-based calibration").
+    warmup: int = 300
     draws: int = 98  # with thin 2: L = 49 draws, 50 possible ranks, 10 bins of 5
     thin: int = 2  # L = draws / thin posterior draws per dataset enter the rank
-    max_tree_depth: int = 5
+    max_tree_depth: int = 6
     target_accept: float = 0.85
+    # Adam steps from the prior medians on each dataset's own potential before its NUTS
+    # warm-up (the fit's MAP-then-NUTS workflow, in the compiled program). Without them 16 of
+    # 100 chains stayed at the prior medians (potential there 1e5-1e7; step sizes adapted to
+    # about 0.002); 200 steps did not reach the mode of every dataset, 1,000 did.
+    init_steps: int = 1000
+    init_learning_rate: float = 0.05
     # datasets per vmapped NUTS program (the last batch is padded). Every transition of a
     # batch costs its largest tree, so small batches waste less; the batch is split over the
     # available JAX devices (on CPU: 'python -m infer sbc --devices K' forces K host devices).
@@ -53,13 +63,18 @@ class SBCSettings:
     atol: float = 1e-8
 
     def __post_init__(self) -> None:
-        for key in ("neurons", "simulations", "draws", "thin", "batch", "bins", "max_tree_depth"):
+        ints = ("neurons", "simulations", "draws", "thin", "batch", "bins", "max_tree_depth")
+        for key in ints:
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"SBCSettings.{key} must be a positive integer, got {value!r}")
-        if not isinstance(self.warmup, int) or self.warmup < 0:
+        for key in ("warmup", "init_steps"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"SBCSettings.{key} must be a non-negative integer, got {value!r}")
+        if not self.init_learning_rate > 0:
             raise ValueError(
-                f"SBCSettings.warmup must be a non-negative integer, got {self.warmup}"
+                f"SBCSettings.init_learning_rate must be positive, got {self.init_learning_rate}"
             )
         if self.draws % self.thin:
             raise ValueError(f"SBCSettings.draws ({self.draws}) must be a multiple of thin")
@@ -106,6 +121,8 @@ class BatchedNUTS:
         thin: int = 1,
         max_tree_depth: int = 6,
         target_accept: float = 0.85,
+        init_steps: int = 0,
+        init_learning_rate: float = 0.05,
     ):
         from numpyro.infer.hmc import hmc
 
@@ -116,8 +133,9 @@ class BatchedNUTS:
         total = warmup + draws
 
         def one(obs, key):
+            start, start_value = descend(potential_gen(obs), z0, init_steps, init_learning_rate)
             state = init_kernel(
-                z0,
+                start,
                 warmup,
                 target_accept_prob=target_accept,
                 max_tree_depth=max_tree_depth,
@@ -129,10 +147,12 @@ class BatchedNUTS:
                 state = sample_kernel(state, model_args=(obs,))
                 return state, (state.z, state.diverging, state.num_steps, state.accept_prob)
 
-            _, (zs, div, n_steps, acc) = jax.lax.scan(step, state, None, length=total)
+            last, (zs, div, n_steps, acc) = jax.lax.scan(step, state, None, length=total)
             keep = slice(warmup + thin - 1, total, thin)
             return {
                 "z": jax.tree_util.tree_map(lambda a: a[keep], zs),
+                "start_potential": start_value,
+                "step_size": last.adapt_state.step_size,
                 "diverging": jnp.sum(div[warmup:]),
                 "mean_steps": jnp.mean(n_steps[warmup:]),
                 "max_steps": jnp.max(n_steps[warmup:]),
@@ -155,6 +175,42 @@ class BatchedNUTS:
         out = jax.device_get(self._run(obs, keys))
         latent = self.model.constrain(out.pop("z"))  # vectorised bijections
         return {"latent": {k: np.asarray(v) for k, v in latent.items()}, **out}
+
+
+def descend(potential, z0: dict, steps: int, learning_rate: float):
+    """``steps`` Adam steps down ``potential`` from ``z0``, traceable (vmapped over datasets in
+    :class:`BatchedNUTS`). A step to a non-finite value or gradient returns to the best point
+    so far; returns (the best point visited, its potential)."""
+    import optax
+
+    value_and_grad = jax.value_and_grad(potential)
+    value0 = potential(z0)
+    if steps == 0:
+        return z0, value0
+    opt = optax.adam(learning_rate)
+
+    def body(carry, _):
+        z, opt_state, best, best_value = carry
+        value, grad = value_and_grad(z)
+        ok = jnp.isfinite(value) & jnp.all(
+            jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grad)])
+        )
+        better = ok & (value < best_value)
+        best = jax.tree_util.tree_map(lambda a, b: jnp.where(better, a, b), z, best)
+        best_value = jnp.where(better, value, best_value)
+        grad = jax.tree_util.tree_map(lambda g: jnp.where(ok, g, 0.0), grad)
+        updates, new_state = opt.update(grad, opt_state, z)
+        z = jax.tree_util.tree_map(
+            lambda moved, b: jnp.where(ok, moved, b), optax.apply_updates(z, updates), best
+        )
+        opt_state = jax.tree_util.tree_map(lambda n, o: jnp.where(ok, n, o), new_state, opt_state)
+        return (z, opt_state, best, best_value), None
+
+    start_value = jnp.where(jnp.isfinite(value0), value0, jnp.inf)
+    carry = (z0, opt.init(z0), z0, start_value)
+    (_, _, best, best_value), _ = jax.lax.scan(body, carry, None, length=steps)
+    # the last step's point is never evaluated: the best evaluated point is the start
+    return best, best_value
 
 
 def simulate_datasets(model, key, n: int, *, max_rounds: int = 20) -> dict:
@@ -192,6 +248,23 @@ def ranks(truth: dict, draws: dict) -> dict:
     }
 
 
+def lowest_ess(draws: dict) -> np.ndarray:
+    """Per dataset, the lowest bulk ESS over latents of its one chain of draws (``{name: [S,
+    L]}``). Far below L, the draws are autocorrelated and the rank is over-dispersed (a stuck
+    chain gives rank 0 or L)."""
+    import arviz as az
+
+    names = list(draws)
+    ess = np.array(
+        [
+            [float(az.ess(np.asarray(draws[k][i])[None, :], method="bulk")) for k in names]
+            for i in range(len(draws[names[0]]))
+        ]
+    )
+    # a chain that never moved has an undefined ESS: it carries no information (0)
+    return np.where(np.isfinite(ess), ess, 0.0).min(axis=1)
+
+
 def uniformity(rank: np.ndarray, n_ranks: int, bins: int) -> dict:
     """Chi-square test of uniform ranks over ``bins`` equal bins (n_ranks divisible by bins)."""
     counts = np.bincount(np.asarray(rank) * bins // n_ranks, minlength=bins)
@@ -221,6 +294,8 @@ def run_sbc(settings: SBCSettings, *, progress: bool = True, fit: Fit | None = N
         thin=settings.thin,
         max_tree_depth=settings.max_tree_depth,
         target_accept=settings.target_accept,
+        init_steps=settings.init_steps,
+        init_learning_rate=settings.init_learning_rate,
     )
     parts = []
     t1 = time.perf_counter()
@@ -240,8 +315,9 @@ def run_sbc(settings: SBCSettings, *, progress: bool = True, fit: Fit | None = N
     draws = {k: np.concatenate([p["latent"][k] for p in parts]) for k in parts[0]["latent"]}
     diag = {
         k: np.concatenate([np.atleast_1d(p[k]) for p in parts])
-        for k in ("diverging", "mean_steps", "max_steps", "accept")
+        for k in ("diverging", "mean_steps", "max_steps", "accept", "step_size", "start_potential")
     }
+    ess = lowest_ess(draws)
     rk = ranks(sim["latent"], draws)
     tests = {k: uniformity(v, settings.n_ranks, settings.bins) for k, v in rk.items()}
     alpha = 0.01
@@ -264,6 +340,11 @@ def run_sbc(settings: SBCSettings, *, progress: bool = True, fit: Fit | None = N
         "mean_leapfrog_steps": float(diag["mean_steps"].mean()),
         "max_leapfrog_steps": int(diag["max_steps"].max()),
         "mean_accept": float(diag["accept"].mean()),
+        # per dataset: its adapted step size, the potential where its warm-up began (after
+        # the Adam steps) and the lowest single-chain bulk ESS of its thinned draws
+        "step_size": diag["step_size"].tolist(),
+        "start_potential": diag["start_potential"].tolist(),
+        "lowest_ess": ess.tolist(),
         "truth": {k: np.asarray(v).tolist() for k, v in sim["latent"].items()},
         "posterior_mean": {k: v.mean(axis=1).tolist() for k, v in draws.items()},
         "posterior_sd": {k: v.std(axis=1).tolist() for k, v in draws.items()},

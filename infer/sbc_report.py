@@ -164,6 +164,26 @@ def _chebyshev_cell(z) -> str:
     return f"{k}/{n} ({k / max(n, 1):.0%}); p = {p:.2f}"
 
 
+def _per_dataset_health(result: dict, n_draws: int) -> list[str]:
+    """A paragraph on each dataset's own chain (results from before these were recorded: none)."""
+    if "lowest_ess" not in result:
+        return []
+    ess = np.asarray(result["lowest_ess"], dtype=float)
+    step = np.asarray(result["step_size"], dtype=float)
+    low = np.flatnonzero(ess < n_draws / 4)
+    listed = ", ".join(str(i) for i in low[:20]) + (" ..." if len(low) > 20 else "")
+    return [
+        "",
+        "Per dataset (its one chain): the lowest bulk ESS over latents of its "
+        f"{n_draws} thinned draws has median {np.median(ess):.0f}; {len(low)} datasets fall "
+        f"below {n_draws / 4:.0f} (a quarter of the draws)"
+        + (f": {listed}" if len(low) else "")
+        + ". Such a chain's draws are autocorrelated and its ranks over-dispersed (a chain "
+        "that did not move gives rank 0 or the maximum). Adapted step sizes: median "
+        f"{np.median(step):.3g}, range {step.min():.3g} to {step.max():.3g}.",
+    ]
+
+
 def render_markdown(result: dict, figures: dict[str, str]) -> str:
     from .diagnostics import _md_table
 
@@ -199,9 +219,17 @@ def render_markdown(result: dict, figures: dict[str, str]) -> str:
         "prior being calibrated is the prior restricted to solvable parameters.",
         f"2. Each dataset was fitted with NUTS ({s['warmup']} warm-up, {s['draws']} draws "
         f"thinned by {s['thin']}, maximum tree depth {s['max_tree_depth']}, target acceptance "
-        f"{s['target_accept']}); all datasets run in one compiled program (numpyro's "
-        f"functional NUTS vmapped over datasets, {s['batch']} per batch), each with its own "
-        "step-size and mass-matrix adaptation.",
+        f"{s['target_accept']}), "
+        + (
+            f"its warm-up starting where {s['init_steps']} Adam steps (learning rate "
+            f"{s['init_learning_rate']:g}) from the prior medians down its own log density "
+            "ended, as a fit starts from its MAP"
+            if s.get("init_steps")
+            else "its warm-up starting at the prior medians"
+        )
+        + "; all datasets run in one compiled program (numpyro's functional NUTS vmapped over "
+        f"datasets, {s['batch']} per batch), each with its own step-size and mass-matrix "
+        "adaptation.",
         f"3. The rank of each truth among its dataset's {n_ranks - 1} thinned draws (0 to "
         f"{n_ranks - 1}) is uniform when the inference is calibrated.",
         "",
@@ -284,6 +312,7 @@ def render_markdown(result: dict, figures: dict[str, str]) -> str:
         f"{result['max_leapfrog_steps']} leapfrog steps per transition. Wall time: "
         f"{result['seconds_simulate']:.0f} s simulating, {result['seconds_nuts']:.0f} s NUTS"
         + (f" on {result['device']}." if "device" in result else "."),
+        *_per_dataset_health(result, n_ranks - 1),
         "",
         "## What this does and does not show",
         "",

@@ -63,6 +63,14 @@ def map_run(tiny_fit, tmp_path_factory) -> Path:
     return out
 
 
+def test_run_fit_refuses_a_fit_built_for_another_model_and_writes_nothing(tiny_fit, tmp_path):
+    out = tmp_path / "run"
+    other = tiny_fit.config.replace(neurons=tiny_fit.config.neurons + 1)
+    with pytest.raises(ValueError, match=r"differs from this run's in \['neurons'\]"):
+        run_fit(other, out, fit=tiny_fit, progress=False)
+    assert not out.exists()
+
+
 def _prior_points(fit: Fit, n: int):
     """n prior draws of the latent sites, mapped to the unconstrained space."""
     from numpyro.infer import Predictive
@@ -301,8 +309,6 @@ def test_interrupted_fit_resumes_from_its_checkpoint_without_redoing_its_start(
     and a copy of the saved mass matrix (named by the run's config.toml); resuming continues
     the same chains without running the MAP again, and records the commit the run started
     with and the one that finished it."""
-    import dataclasses
-
     from infer import fit as fit_module
     from infer.engines import ChunkedNUTS
 
@@ -310,7 +316,7 @@ def test_interrupted_fit_resumes_from_its_checkpoint_without_redoing_its_start(
     mass = tmp_path / "mass.npz"
     np.savez(mass, inverse_mass=0.5 * np.eye(len(z0)), latents=np.array(sorted(z0)))
     cfg = tiny_fit.config.replace(draws=6, mass_init="file", mass_file=str(mass), **NUTS_TINY)
-    fit = dataclasses.replace(tiny_fit, config=cfg)
+    fit = tiny_fit  # built from a config that differs in [engine] only: the run records cfg
     out = tmp_path / "run"
     advance = ChunkedNUTS.advance
     calls = []
@@ -343,6 +349,7 @@ def test_interrupted_fit_resumes_from_its_checkpoint_without_redoing_its_start(
     run_fit(cfg, out, fit=fit, progress=False, resume=True, checkpoint_every=2)
     resumed = az.from_netcdf(out / "posterior.nc")
     assert resumed.posterior.sizes["draw"] == 6
+    assert "draws = 6" in resumed.attrs["config"]
     name = cfg.free[0]
     np.testing.assert_array_equal(
         resumed.posterior[name].values[:, :2], first.posterior[name].values
