@@ -623,6 +623,23 @@ def diagnose(idata, thresholds: Thresholds = Thresholds()) -> DiagnosticsReport:
             notes.append("sample_stats has no 'energy' field: E-BFMI not checked")
         na("E-BFMI (min over chains)", f">= {t.ebfmi_min}")
 
+    log = json.loads(idata.attrs.get("fit_log", "{}"))
+    if convergence and "nuts_interrupted" in log:
+        planned = log.get("nuts_draws_planned")
+        stopped = bool(log["nuts_interrupted"])
+        checks.append(
+            Check(
+                name="NUTS run finished (not interrupted)",
+                value=f"{n_draws} of {planned} draws" if planned else f"{n_draws} draws",
+                threshold="all planned draws",
+                passed=not stopped,
+                detail="interrupted: continue it with `python -m infer fit --config "
+                "RUN_DIR/config.toml --out RUN_DIR --resume`"
+                if stopped
+                else "per chain",
+            )
+        )
+
     failed = None
     if "n_failed" in post:
         nf = np.asarray(post["n_failed"])

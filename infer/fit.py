@@ -277,6 +277,7 @@ def run_fit(
             log["pilot_variance_ratio"] = nuts["pilot_ratio"]
         log["nuts_seconds"] = nuts["seconds"]
         log["nuts_interrupted"] = nuts["interrupted"]
+        log["nuts_draws_planned"] = config.draws
     phase(config.engine if config.engine != "map" else "map_done")
     idata = build_inference_data(fit, samples, nuts, k_prior, k_pp, log, commits=commits)
     phase("predictive")

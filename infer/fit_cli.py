@@ -51,12 +51,29 @@ def cmd_fit(args: argparse.Namespace) -> int:
         from .diagnostics import diagnose_run
 
         print(f"wrote {diagnose_run(out)}")
+    if _interrupted(path):  # Ctrl-C during NUTS: the draws so far are written, stop here
+        print(
+            f"NUTS was interrupted: {path} holds the draws it finished and "
+            f"{out / 'nuts_checkpoint.pkl'} where it stopped; continue with\n"
+            f"  python -m infer fit --config {out / 'config.toml'} --out {out} --resume",
+            file=sys.stderr,
+        )
+        return 130
     if not args.no_plots:
         from .figures import plot_run
 
         for p in plot_run(out):
             print(f"wrote {p}")
     return 0
+
+
+def _interrupted(posterior: Path) -> bool:
+    import json
+
+    import arviz as az
+
+    log = json.loads(az.from_netcdf(posterior).attrs.get("fit_log", "{}"))
+    return bool(log.get("nuts_interrupted"))
 
 
 def _run_dir(text: str) -> Path:

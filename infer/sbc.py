@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -254,15 +255,15 @@ def lowest_ess(draws: dict) -> np.ndarray:
     chain gives rank 0 or L)."""
     import arviz as az
 
+    def one(chain) -> float:
+        chain = np.asarray(chain, dtype=float)
+        if np.ptp(chain) == 0.0:  # a chain that never moved (arviz reports its length)
+            return 0.0
+        ess = float(az.ess(chain[None, :], method="bulk"))
+        return ess if np.isfinite(ess) else 0.0
+
     names = list(draws)
-    ess = np.array(
-        [
-            [float(az.ess(np.asarray(draws[k][i])[None, :], method="bulk")) for k in names]
-            for i in range(len(draws[names[0]]))
-        ]
-    )
-    # a chain that never moved has an undefined ESS: it carries no information (0)
-    return np.where(np.isfinite(ess), ess, 0.0).min(axis=1)
+    return np.array([min(one(draws[k][i]) for k in names) for i in range(len(draws[names[0]]))])
 
 
 def uniformity(rank: np.ndarray, n_ranks: int, bins: int) -> dict:
@@ -277,9 +278,22 @@ def uniformity(rank: np.ndarray, n_ranks: int, bins: int) -> dict:
     }
 
 
-def run_sbc(settings: SBCSettings, *, progress: bool = True, fit: Fit | None = None) -> dict:
+def run_sbc(
+    settings: SBCSettings,
+    *,
+    progress: bool = True,
+    fit: Fit | None = None,
+    progress_file: str | Path | None = None,
+    fit_more: bool = True,
+) -> dict:
     """The whole calibration: simulate, fit every dataset, rank, test. Returns a JSON-able
-    dict (settings, timings, per-latent ranks and tests, sampler diagnostics)."""
+    dict (settings, timings, per-latent ranks and tests, sampler diagnostics).
+
+    ``progress_file``: after each batch the datasets fitted so far are saved there (a pickle,
+    replaced atomically), and a run that finds the file continues after its last batch (the
+    settings must be the same; each batch's key depends only on the seed and the batch, so
+    the result equals an uninterrupted run's). ``fit_more=False`` fits nothing and returns the
+    result of the datasets saved so far, marked ``partial`` when they are not all."""
     fit = fit or generative_fit(settings.fit_config())
     model = fit.model
     key = jax.random.PRNGKey(settings.seed)
@@ -287,43 +301,92 @@ def run_sbc(settings: SBCSettings, *, progress: bool = True, fit: Fit | None = N
     t0 = time.perf_counter()
     sim = simulate_datasets(model, k_sim, settings.simulations)
     t_sim = time.perf_counter() - t0
-    nuts = BatchedNUTS(
-        model,
-        warmup=settings.warmup,
-        draws=settings.draws,
-        thin=settings.thin,
-        max_tree_depth=settings.max_tree_depth,
-        target_accept=settings.target_accept,
-        init_steps=settings.init_steps,
-        init_learning_rate=settings.init_learning_rate,
-    )
-    parts = []
-    t1 = time.perf_counter()
-    for start in range(0, settings.simulations, settings.batch):
-        obs = sim["obs"][start : start + settings.batch]
-        m = len(obs)
-        padded = np.concatenate([obs, np.repeat(obs[-1:], settings.batch - m, axis=0)])
-        out = nuts.run(padded, jax.random.fold_in(k_fit, start))
-        parts.append(jax.tree_util.tree_map(lambda a, m=m: np.asarray(a)[:m], out))
-        if progress:
-            print(
-                f"  SBC datasets {start + m}/{settings.simulations}: "
-                f"{time.perf_counter() - t1:.0f} s",
-                flush=True,
-            )
-    t_nuts = time.perf_counter() - t1
+    saved = _load_progress(progress_file, settings)
+    parts, t_nuts = saved["parts"], saved["seconds_nuts"]
+    starts = list(range(0, settings.simulations, settings.batch))[len(parts) :]
+    if progress and parts:
+        done = sum(len(p["diverging"]) for p in parts)
+        print(f"  SBC: {done} datasets already fitted ({progress_file})", flush=True)
+    if fit_more and starts:
+        nuts = BatchedNUTS(
+            model,
+            warmup=settings.warmup,
+            draws=settings.draws,
+            thin=settings.thin,
+            max_tree_depth=settings.max_tree_depth,
+            target_accept=settings.target_accept,
+            init_steps=settings.init_steps,
+            init_learning_rate=settings.init_learning_rate,
+        )
+        for start in starts:
+            t1 = time.perf_counter()
+            obs = sim["obs"][start : start + settings.batch]
+            m = len(obs)
+            padded = np.concatenate([obs, np.repeat(obs[-1:], settings.batch - m, axis=0)])
+            out = nuts.run(padded, jax.random.fold_in(k_fit, start))
+            parts.append(jax.tree_util.tree_map(lambda a, m=m: np.asarray(a)[:m], out))
+            t_nuts += time.perf_counter() - t1
+            if progress_file is not None:
+                _save_progress(progress_file, settings, parts, t_nuts)
+            if progress:
+                print(
+                    f"  SBC datasets {start + m}/{settings.simulations}: {t_nuts:.0f} s",
+                    flush=True,
+                )
+    if not parts:
+        raise ValueError(
+            f"no dataset has been fitted yet{f' ({progress_file})' if progress_file else ''}: "
+            "run the calibration first"
+        )
+    return summarise(settings, fit, sim, parts, t_sim, t_nuts)
+
+
+def _load_progress(path, settings: SBCSettings) -> dict:
+    import pickle
+
+    if path is None or not Path(path).exists():
+        return {"parts": [], "seconds_nuts": 0.0}
+    try:
+        saved = pickle.loads(Path(path).read_bytes())
+    except Exception as err:  # noqa: BLE001 (any unreadable file gets the same advice)
+        raise ValueError(f"{path}: not a readable SBC progress file ({err}); delete it") from None
+    if saved.get("settings") != dataclasses.asdict(settings):
+        raise ValueError(
+            f"{path} holds datasets fitted with other settings ({saved.get('settings')}); "
+            "rerun with those settings, or delete the file to start afresh"
+        )
+    return saved
+
+
+def _save_progress(path, settings: SBCSettings, parts: list, seconds_nuts: float) -> None:
+    import pickle
+
+    from ._io import atomic_path
+
+    state = {"settings": dataclasses.asdict(settings), "parts": parts, "seconds_nuts": seconds_nuts}
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(pickle.dumps(state))
+
+
+def summarise(settings: SBCSettings, fit: Fit, sim: dict, parts: list, t_sim, t_nuts) -> dict:
+    """Ranks, tests and sampler diagnostics of the datasets fitted (``parts``: one dict per
+    batch from :meth:`BatchedNUTS.run`). Fewer datasets than ``settings.simulations``: the
+    result is marked ``partial`` and tests only those."""
     draws = {k: np.concatenate([p["latent"][k] for p in parts]) for k in parts[0]["latent"]}
+    n_done = len(next(iter(draws.values())))
+    truth = {k: np.asarray(v)[:n_done] for k, v in sim["latent"].items()}
     diag = {
         k: np.concatenate([np.atleast_1d(p[k]) for p in parts])
         for k in ("diverging", "mean_steps", "max_steps", "accept", "step_size", "start_potential")
     }
     ess = lowest_ess(draws)
-    rk = ranks(sim["latent"], draws)
+    rk = ranks(truth, draws)
     tests = {k: uniformity(v, settings.n_ranks, settings.bins) for k, v in rk.items()}
     alpha = 0.01
     threshold = alpha / len(tests)
     return {
         "settings": dataclasses.asdict(settings),
+        "partial": n_done < settings.simulations,
         "latents": list(rk),
         "measurements": list(fit.problem.measurement_ids),
         "n_solved_conditions": int(len(fit.problem.solved)),
@@ -345,7 +408,7 @@ def run_sbc(settings: SBCSettings, *, progress: bool = True, fit: Fit | None = N
         "step_size": diag["step_size"].tolist(),
         "start_potential": diag["start_potential"].tolist(),
         "lowest_ess": ess.tolist(),
-        "truth": {k: np.asarray(v).tolist() for k, v in sim["latent"].items()},
+        "truth": {k: np.asarray(v).tolist() for k, v in truth.items()},
         "posterior_mean": {k: v.mean(axis=1).tolist() for k, v in draws.items()},
         "posterior_sd": {k: v.std(axis=1).tolist() for k, v in draws.items()},
     }

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from models.xla_flags import force_host_devices
 
@@ -38,14 +39,38 @@ def cmd_sbc(args) -> int:
             f"--devices {args.devices}: JAX had already started with {len(jax.devices())} "
             "device(s) in this process; run 'python -m infer sbc' in a fresh process"
         )
-    result = run_sbc(settings, progress=not args.quiet)
+    progress_file = progress_path(args.out)
+    if progress_file.exists() and not (args.resume or args.partial):
+        raise CLIError(
+            f"{progress_file} holds datasets of an unfinished run: pass --resume to continue "
+            "it (same settings), --partial for a report of them, or delete the file"
+        )
+    try:
+        result = run_sbc(
+            settings,
+            progress=not args.quiet,
+            progress_file=progress_file,
+            fit_more=not args.partial,
+        )
+    except ValueError as err:
+        raise CLIError(str(err)) from None
     result["device"] = (
         f"{len(jax.devices())} x {jax.devices()[0].device_kind} (XLA {jax.devices()[0].platform})"
     )
     path = write_report(result, args.out)
     verdict = "holds" if result["calibrated"] else "FAILS"
-    print(f"wrote {path}: calibration {verdict} ({settings.simulations} datasets)")
+    n_done = len(next(iter(result["ranks"].values())))
+    print(f"wrote {path}: calibration {verdict} ({n_done} of {settings.simulations} datasets)")
+    if not result["partial"]:
+        progress_file.unlink(missing_ok=True)
     return 0
+
+
+def progress_path(out) -> Path:
+    """Where ``python -m infer sbc --out DIR`` keeps its fitted datasets until it finishes
+    (beside DIR, which is written whole at the end)."""
+    out = Path(out)
+    return out.parent / f"{out.name}.progress.pkl"
 
 
 def cmd_sbc_report(args) -> int:
@@ -70,6 +95,17 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument(
         "--devices", type=int, help="CPU host devices to split each batch over (e.g. the cores)"
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an unfinished run from DIR.progress.pkl (kept beside --out after "
+        "every batch)",
+    )
+    p.add_argument(
+        "--partial",
+        action="store_true",
+        help="fit nothing: write the report of the datasets in DIR.progress.pkl so far",
     )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_sbc)

@@ -421,6 +421,52 @@ def test_cli_fit_smoke_and_bad_config(tmp_path, capsys):
     assert not (tmp_path / "x" / "posterior.nc").exists()
 
 
+def test_ctrl_c_during_a_cli_fit_keeps_its_draws_and_says_how_to_resume(tmp_path):
+    """A real SIGINT to ``python -m infer fit`` during NUTS (the in-process resume test
+    simulates Ctrl-C): the process writes the draws finished so far, keeps the checkpoint, a
+    report whose run-finished check fails, prints the resume command and exits 130."""
+    import pickle
+    import signal
+    import sys
+    import time
+
+    planned = 1_000_000  # never reached: the signal stops it
+    cfg = FitConfig(**{**TINY, "engine": "nuts", "chains": 1, "warmup": 5, "draws": planned})
+    config = tmp_path / "nuts.toml"
+    config.write_text(cfg.to_toml())
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "infer", "fit", "--config", str(config), "--out", str(out)]
+        + ["--quiet", "--no-plots"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    ckpt = out / "nuts_checkpoint.pkl"
+    deadline = time.monotonic() + 600
+    try:
+        while True:  # until the checkpoint holds a block of draws (written atomically)
+            assert proc.poll() is None, proc.communicate()
+            if ckpt.exists() and pickle.loads(ckpt.read_bytes())["chunks"]:
+                break
+            assert time.monotonic() < deadline, "no draws checkpointed in 10 minutes"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert f"--out {out} --resume" in stderr
+    n = az.from_netcdf(out / "posterior.nc").posterior.sizes["draw"]
+    assert 0 < n < planned
+    assert ckpt.exists() and (out / "config.toml").exists()
+    report = (out / "report.md").read_text()
+    assert f"| NUTS run finished (not interrupted) | {n} of {planned} draws |" in report
+    assert report.startswith("# Inference diagnostics: FAIL")
+
+
 @pytest.mark.parametrize(
     ("table", "needle"),
     [

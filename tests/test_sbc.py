@@ -57,6 +57,95 @@ def test_quick_sbc_of_reduced_population_model():
     assert out["calibrated"], out["tests"]
 
 
+def test_sbc_progress_file_round_trips_and_guards_its_settings(tmp_path):
+    import dataclasses
+
+    from infer.sbc import _load_progress, _save_progress
+
+    settings = SBCSettings()
+    path = tmp_path / "sbc.progress.pkl"
+    assert _load_progress(path, settings) == {"parts": [], "seconds_nuts": 0.0}
+    parts = [{"diverging": np.zeros(8), "latent": {"raw_a": np.arange(8 * 49.0).reshape(8, 49)}}]
+    _save_progress(path, settings, parts, 12.5)
+    saved = _load_progress(path, settings)
+    assert saved["seconds_nuts"] == 12.5
+    np.testing.assert_array_equal(saved["parts"][0]["latent"]["raw_a"], parts[0]["latent"]["raw_a"])
+    with pytest.raises(ValueError, match="other settings"):
+        _load_progress(path, dataclasses.replace(settings, seed=1))
+    path.write_bytes(b"not a pickle")
+    with pytest.raises(ValueError, match="not a readable SBC progress file"):
+        _load_progress(path, settings)
+
+
+def test_an_interrupted_sbc_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    """The batching and progress bookkeeping of run_sbc, with the per-batch NUTS replaced by a
+    stand-in whose draws depend on the batch's key and data (the real one is compiled in the
+    slow tests): stopped after its first batch and resumed, a run returns what an
+    uninterrupted one does; fit_more=False reports the saved datasets as partial."""
+    from types import SimpleNamespace
+
+    import jax
+
+    from infer import sbc
+
+    names = ("raw_a", "sigma_a")
+
+    class StandIn:
+        calls = 0
+
+        def __init__(self, model, **kwargs):
+            pass
+
+        def run(self, obs, key):
+            StandIn.calls += 1
+            if StandIn.calls == stop_at:
+                raise KeyboardInterrupt
+            noise = np.asarray(jax.random.normal(key, (len(obs), 19)))
+            one = np.ones(len(obs))
+            return {
+                "latent": {n: obs[:, :1] + (i + 1) * noise for i, n in enumerate(names)},
+                **{k: one for k in ("diverging", "mean_steps", "max_steps", "accept")},
+                **{k: one for k in ("step_size", "start_potential")},
+            }
+
+    def simulate(model, key, n):
+        rng = np.random.default_rng(0)
+        return {"latent": {k: rng.normal(size=n) for k in names}, "obs": rng.normal(size=(n, 3))}
+
+    monkeypatch.setattr(sbc, "BatchedNUTS", StandIn)
+    monkeypatch.setattr(
+        sbc, "simulate_datasets", lambda m, k, n: {**simulate(m, k, n), "redrawn": 0}
+    )
+    fit = SimpleNamespace(model=None, problem=SimpleNamespace(measurement_ids=["m"], solved=[0]))
+    settings = SBCSettings(simulations=10, batch=4, draws=38, thin=2, bins=4)
+    stop_at = 0
+    whole = sbc.run_sbc(settings, progress=False, fit=fit)
+    assert not whole["partial"] and len(whole["ranks"]["raw_a"]) == 10
+
+    path = tmp_path / "sbc.progress.pkl"
+    StandIn.calls, stop_at = 0, 2  # the second batch is interrupted
+    with pytest.raises(KeyboardInterrupt):
+        sbc.run_sbc(settings, progress=False, fit=fit, progress_file=path)
+    partial = sbc.run_sbc(settings, progress=False, fit=fit, progress_file=path, fit_more=False)
+    assert partial["partial"] and len(partial["ranks"]["raw_a"]) == 4
+    assert partial["ranks"]["raw_a"] == whole["ranks"]["raw_a"][:4]
+    StandIn.calls, stop_at = 0, 0
+    resumed = sbc.run_sbc(settings, progress=False, fit=fit, progress_file=path)
+    assert StandIn.calls == 2  # batches 2 and 3 only
+    for key in ("ranks", "tests", "truth", "posterior_mean", "calibrated", "partial"):
+        assert resumed[key] == whole[key], key
+
+
+def test_sbc_cli_does_not_overwrite_an_unfinished_run(tmp_path, capsys):
+    from infer.cli import main
+
+    out = tmp_path / "sbc"
+    (tmp_path / "sbc.progress.pkl").write_bytes(b"datasets of an unfinished run")
+    assert main(["sbc", "--out", str(out)]) == 2
+    assert "pass --resume to continue" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_sbc_cli_rejects_bad_settings_without_writing(tmp_path, capsys):
     from infer.cli import main
 
@@ -67,6 +156,38 @@ def test_sbc_cli_rejects_bad_settings_without_writing(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------ the report
+def test_descend_reaches_the_minimum_and_steps_back_from_non_finite_values():
+    import jax
+    import jax.numpy as jnp
+
+    from infer.sbc import descend
+
+    def bowl(z):  # minimum at a = 1, b = -2; non-finite for a > 1.5
+        a, b = z["a"], z["b"]
+        return jnp.where(a > 1.5, jnp.nan, (a - 1.0) ** 2 + 10.0 * (b + 2.0) ** 2)
+
+    start = {"a": jnp.asarray(-3.0), "b": jnp.asarray(2.0)}
+    best, value = jax.jit(lambda z: descend(bowl, z, 400, 0.2))(start)
+    assert float(value) < 1e-3 and abs(float(best["a"]) - 1.0) < 0.05
+    assert float(value) == pytest.approx(float(bowl(best)))
+    # no steps: the start and its potential
+    same, v0 = descend(bowl, start, 0, 0.2)
+    assert same is start and float(v0) == float(bowl(start))
+
+
+def test_lowest_ess_flags_a_chain_that_never_moved():
+    from infer.sbc import lowest_ess
+
+    rng = np.random.default_rng(0)
+    mixing = rng.normal(size=(1, 49))
+    stuck = np.full((1, 49), 0.3)
+    sticky = np.repeat(rng.normal(size=(1, 7)), 7, axis=1)  # 7 values, each held 7 draws
+    draws = {"a": np.concatenate([mixing, stuck, sticky]), "b": rng.normal(size=(3, 49))}
+    ess = lowest_ess(draws)
+    assert ess[1] == 0.0  # arviz alone reports 48 for a constant chain
+    assert ess[0] > 4.9 and 0.0 < ess[2] < ess[0]
+
+
 def _synthetic_result(rng, n_sim=60, draws=38, thin=2, bins=5, biased=False):
     """A results dict shaped like run_sbc's, from a conjugate normal toy whose posterior is
     exact (calibrated) or shifted by one posterior SD (biased)."""
@@ -138,12 +259,29 @@ def test_report_renders_verdict_and_figures(tmp_path, biased):
     path = write_report(res, tmp_path / "sbc")
     text = path.read_text()
     assert ("Calibration HOLDS" in text) != biased
+    assert "Per dataset" not in text  # results from before per-dataset health was recorded
     assert ("failing: a" in text) == biased
     for stem in ("sbc_rank_histograms", "sbc_ecdf_difference", "sbc_zscore_contraction"):
         for ext in ("png", "pdf"):
             assert (tmp_path / "sbc" / f"{stem}.{ext}").stat().st_size > 1000
         assert f"({stem}.png)" in text
     assert json.loads((tmp_path / "sbc" / "sbc.json").read_text())["ranks"] == res["ranks"]
+
+
+def test_report_names_the_datasets_whose_chain_barely_moved(tmp_path):
+    from infer.sbc_report import write_report
+
+    res = _synthetic_result(np.random.default_rng(3), n_sim=40)
+    res["settings"].update(init_steps=1000, init_learning_rate=0.05)
+    ess = np.full(40, 15.0)
+    ess[[3, 17]] = [0.0, 1.5]  # of 19 thinned draws: below a tenth (1.9)
+    res.update(lowest_ess=ess.tolist(), step_size=[0.1] * 40, start_potential=[1.0] * 40)
+    res["partial"] = True
+    res["settings"]["simulations"] = 100
+    text = write_report(res, tmp_path / "sbc").read_text()
+    assert "**PARTIAL: 40 of 100 datasets fitted.**" in text
+    assert "1000 Adam steps (learning rate 0.05)" in text
+    assert "2 datasets fall below 1.9 (a tenth of the draws): 3, 17." in text
 
 
 def test_sbc_report_cli_rejects_bad_results_without_writing(tmp_path, capsys):
