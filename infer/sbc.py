@@ -40,9 +40,9 @@ class SBCSettings:
     neurons: int = 2
     simulations: int = 100
     # Warm-up 300 and depth 6: with 100 and 5 (the settings of the runs before 2026-12-07)
-    # several of 100 chains had not converged (posterior means up to 600 posterior SDs from
-    # the truth even from an Adam start, their trees at the depth limit); 300 and 6 fixed the
-    # 8 worst (README.md, "Simulation-based calibration").
+    # chains had not converged even when started at the mode (posterior means up to 40
+    # posterior SDs from the truth, trees at the depth limit); 300 and 6 fixed the 8 worst
+    # datasets (README.md, "Simulation-based calibration").
     warmup: int = 300
     draws: int = 98  # with thin 2: L = 49 draws, 50 possible ranks, 10 bins of 5
     thin: int = 2  # L = draws / thin posterior draws per dataset enter the rank
@@ -50,7 +50,7 @@ class SBCSettings:
     target_accept: float = 0.85
     # Adam steps from the prior medians on each dataset's own potential before its NUTS
     # warm-up (the fit's MAP-then-NUTS workflow, in the compiled program). Without them 16 of
-    # 100 chains stayed at the prior medians (potential there 1e5-1e7; step sizes adapted to
+    # 100 chains stayed at the prior medians (potential there 8e4-8e6; step sizes adapted to
     # about 0.002); 200 steps did not reach the mode of every dataset, 1,000 did.
     init_steps: int = 1000
     init_learning_rate: float = 0.05
