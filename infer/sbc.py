@@ -39,7 +39,7 @@ class SBCSettings:
     free: tuple[str, ...] = ("K_T", "bdnf_ref_nM", "g_FG")
     neurons: int = 2
     simulations: int = 100
-    # Warm-up 300 and depth 6: with 100 and 5 (the settings of the runs before 2026-12-07)
+    # Warm-up 300 and depth 6: with 100 and 5 (the settings until 2026-12-07)
     # chains had not converged even when started at the mode (posterior means up to 40
     # posterior SDs from the truth, trees at the depth limit); 300 and 6 fixed the 8 worst
     # datasets (README.md, "Simulation-based calibration").
@@ -210,7 +210,7 @@ def descend(potential, z0: dict, steps: int, learning_rate: float):
     start_value = jnp.where(jnp.isfinite(value0), value0, jnp.inf)
     carry = (z0, opt.init(z0), z0, start_value)
     (_, _, best, best_value), _ = jax.lax.scan(body, carry, None, length=steps)
-    # the last step's point is never evaluated: the best evaluated point is the start
+    # the point after the last step is never evaluated: return the best one that was
     return best, best_value
 
 
