@@ -31,7 +31,9 @@ def make_solver(name: str):
         raise ValueError(f"unknown solver {name!r}; choose from {sorted(solvers)}") from None
 
 
-def solver_config(name: str):
+def solver_config(name: str, neuron_batch: int | None = None):
+    """The package's solver settings with solver ``name``; ``neuron_batch`` None is the
+    package's automatic choice (models.solve.SolverConfig.neuron_batch)."""
     from models.solve import SolverConfig
 
-    return SolverConfig(solver=make_solver(name), rtol=RTOL, atol=ATOL)
+    return SolverConfig(solver=make_solver(name), rtol=RTOL, atol=ATOL, neuron_batch=neuron_batch)

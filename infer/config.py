@@ -79,6 +79,10 @@ class FitConfig:
     # stability (the 48-h lanes), a PI controller (e.g. 0.4, 0.3) rejects fewer steps.
     pcoeff: float = 0.0
     icoeff: float = 1.0
+    # Neurons solved at once (models.solve.SolverConfig.neuron_batch): "auto" is 16 on a CPU
+    # and the whole population on a GPU; 0 is the whole population (results agree to within
+    # the solver tolerance).
+    neuron_batch: int | str = "auto"
     engine: str = "nuts"
     chains: int = 2
     warmup: int = 200
@@ -146,6 +150,12 @@ class FitConfig:
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"{key} must be a non-negative integer, got {value!r}")
+        batch = self.neuron_batch
+        if batch != "auto" and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 0):
+            raise ConfigError(
+                f'solver.neuron_batch must be "auto", 0 (all neurons at once) or a positive '
+                f"number of neurons, got {batch!r}"
+            )
         if self.solver not in _SOLVERS:
             raise ConfigError(f"solver.method must be one of {_SOLVERS}, got {self.solver!r}")
         if self.long_solver not in ("", *_SOLVERS):
@@ -272,6 +282,7 @@ TOML_SECTIONS = {
         "adjoint_checkpoints",
         "pcoeff",
         "icoeff",
+        "neuron_batch",
     ),
     "engine": (
         "engine",

@@ -54,6 +54,7 @@ def solver_config(config: FitConfig, *, long: bool = False) -> SolverConfig:
         max_steps=config.max_steps,
         pcoeff=config.pcoeff,
         icoeff=config.icoeff,
+        neuron_batch=None if config.neuron_batch == "auto" else config.neuron_batch,
         adjoint=diffrax.RecursiveCheckpointAdjoint(checkpoints=config.adjoint_checkpoints or None),
     )
 

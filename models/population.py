@@ -68,6 +68,22 @@ class PopulationSolution(eqx.Module):
     num_steps: Int[Array, "neuron condition"]
 
 
+def _in_batches(fn, thetas, size: int):
+    """``fn`` (vectorised over the leading axis of ``thetas``) applied to consecutive batches of
+    ``size`` neurons one after the other (``lax.map``); 0, or no more neurons than that, is one
+    batch. The last neuron is repeated to fill the last batch (one compiled batch shape) and
+    its copies are dropped."""
+    n = thetas.shape[0]
+    if not size or n <= size:
+        return fn(thetas)
+    m = -(-n // size)
+    pad = m * size - n
+    if pad:
+        thetas = jnp.concatenate([thetas, jnp.broadcast_to(thetas[-1:], (pad, *thetas.shape[1:]))])
+    out = jax.lax.map(fn, thetas.reshape(m, size, *thetas.shape[1:]))
+    return jax.tree_util.tree_map(lambda a: a.reshape(m * size, *a.shape[2:])[:n], out)
+
+
 def simulate_population(
     theta_pop: Float[Array, " param"],
     sigma: Float[Array, " het"],
@@ -92,7 +108,8 @@ def simulate_population(
     # short row by repeating its last time), so each condition integrates only as far as needed.
     ts_axis = 0 if ts.ndim == 2 else None
     per_condition = jax.vmap(one, in_axes=(None, 0, ts_axis))
-    sol = jax.vmap(per_condition, in_axes=(0, None, None))(thetas, conditions, ts)
+    batch = jax.vmap(lambda theta: per_condition(theta, conditions, ts))
+    sol = _in_batches(batch, thetas, config.batch_size())
     return PopulationSolution(readouts=sol.readouts, ok=sol.ok, num_steps=sol.num_steps)
 
 
@@ -200,10 +217,22 @@ class Simulator:
         if n_neurons < 1:
             raise ValueError(f"n_neurons must be >= 1, got {n_neurons}")
         self.pathway = pathway
-        self.config = config or SolverConfig()
         self.n_neurons = n_neurons
         self.devices = tuple(devices) if devices is not None else tuple(jax.devices()[:1])
         n_dev = len(self.devices)
+        config = config or SolverConfig()
+        if n_dev > 1:
+            # Over several devices the compiler partitions one vectorised solve of all
+            # neurons; sequential batches of a sharded axis would make it move data between
+            # devices at every batch (6x slower on 2 host devices).
+            if config.neuron_batch:
+                raise ValueError(
+                    f"neuron_batch={config.neuron_batch} needs one device: a population "
+                    "sharded over several devices is solved in one batch; leave neuron_batch "
+                    "unset or 0"
+                )
+            config = dataclasses.replace(config, neuron_batch=0)
+        self.config = config
         self.n_padded = -(-n_neurons // n_dev) * n_dev
         z = draw_z(self.n_padded, seed, pathway)
         if n_dev > 1:

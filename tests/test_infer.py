@@ -502,6 +502,8 @@ def test_ctrl_c_during_a_cli_fit_keeps_its_draws_and_says_how_to_resume(tmp_path
         ({"engine": {"adapt_step_size": False}}, "set step_size > 0"),
         ({"engine": {"step_size": -0.1}}, "step_size must be a number >= 0"),
         ({"engine": {"adapt_step_size": "no"}}, "adapt_step_size must be true or false"),
+        ({"solver": {"neuron_batch": -4}}, "solver.neuron_batch"),
+        ({"solver": {"neuron_batch": "fast"}}, "solver.neuron_batch"),
     ],
 )
 def test_each_bad_config_value_gives_a_clear_error(table, needle):
@@ -681,6 +683,12 @@ def test_shipped_configs_load_and_name_known_datasets(name):
 def test_config_toml_round_trip():
     cfg = FitConfig(**TINY)
     assert config_from_mapping(__import__("tomllib").loads(cfg.to_toml())) == cfg
+    batched = cfg.replace(neuron_batch=8)
+    assert config_from_mapping(__import__("tomllib").loads(batched.to_toml())) == batched
+    from infer.fit import solver_config
+
+    assert solver_config(cfg).neuron_batch is None  # "auto": the package's choice
+    assert solver_config(batched).neuron_batch == 8
 
 
 def test_no_change_constraint_is_smooth_and_a_probability():

@@ -161,12 +161,19 @@ _SHARDED_SCRIPT = textwrap.dedent(
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_numpy_rank_promotion", "raise")
     from models.population import Simulator
+    from models.solve import SolverConfig
 
     n_neurons, seed, conditions, times, out = json.loads(sys.argv[1])
     devices = jax.devices()
     assert len(devices) == 4, devices
     sim = Simulator(n_neurons=n_neurons, seed=seed, devices=devices[:4])
     sol = sim.solve(conditions, times)
+    assert sim.config.neuron_batch == 0  # a sharded population is one batch
+    try:
+        Simulator(n_neurons=n_neurons, devices=devices[:4], config=SolverConfig(neuron_batch=2))
+        raise AssertionError("neuron_batch with several devices was accepted")
+    except ValueError as err:
+        assert "one device" in str(err)
     np.savez(out, readouts=np.asarray(sol.readouts), ok=np.asarray(sol.ok),
              z_devices=len(sim.z.sharding.device_set),
              out_devices=len(sol.readouts.sharding.device_set), n_padded=sim.n_padded)
@@ -199,6 +206,42 @@ def test_neuron_axis_shards_over_four_host_devices(population, tmp_path):
     assert int(got["n_padded"]) == 8
     assert got["ok"].all()
     np.testing.assert_allclose(got["readouts"], population.readouts, rtol=1e-8, atol=1e-10)
+
+
+def test_neuron_batches_give_the_same_solution_and_gradient():
+    """Solving the neurons in sequential batches (SolverConfig.neuron_batch; 4 of 6 neurons:
+    two batches, the last neuron repeated to fill the second) gives the one-batch readouts
+    and the same gradient of a population summary; bad batch sizes are refused."""
+    import diffrax
+
+    from models.population import draw_z, simulate_population
+
+    theta = default_theta()
+    sigma = jnp.full((len(PATHWAY.heterogeneous_names),), 0.3)
+    z = draw_z(N_NEURONS, SEED)
+    enc = encode_conditions(CONDITIONS[:1])
+    ts = jnp.asarray([0.0, 1.0, 2.0])
+
+    def summary(batch):
+        config = SolverConfig(solver=diffrax.Tsit5(), rtol=1e-6, neuron_batch=batch)
+
+        def f(theta_pop, sigma_):
+            sol = simulate_population(theta_pop, sigma_, z, enc, ts, config)
+            return jnp.mean(sol.readouts[..., -1, :] ** 2), sol.readouts
+
+        return jax.jit(jax.value_and_grad(f, argnums=(0, 1), has_aux=True))(theta, sigma)
+
+    (v0, r0), g0 = summary(0)
+    (v4, r4), g4 = summary(4)
+    assert r4.shape == r0.shape == (N_NEURONS, 1, 3, len(PATHWAY.observable_names))
+    np.testing.assert_allclose(r4, r0, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(v4, v0, rtol=1e-13)
+    for a, b in zip(g4, g0, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
+    assert np.any(np.asarray(g0[1]) != 0)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="neuron_batch"):
+            SolverConfig(neuron_batch=bad)
 
 
 def test_vector_field_reverse_mode_matches_forward_mode_and_finite_differences():

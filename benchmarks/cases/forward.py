@@ -45,7 +45,7 @@ def run(spec: dict):
     repeats = int(spec.get("repeats", 3))
     max_point_s = float(spec.get("max_point_s", 60.0))
     proto = PROTOCOLS[protocol]
-    config = solver_config(solver)
+    config = solver_config(solver, spec.get("neuron_batch"))
     fn = jax.jit(functools.partial(simulate_population, config=config))
     last = None  # (n, time_min, footprint)
     for n in spec["n_neurons"]:
@@ -60,6 +60,7 @@ def run(spec: dict):
             "atol": ATOL,
             "n_neurons": n,
             "n_conditions": len(proto["conditions"]),
+            "neuron_batch": config.batch_size() or n,  # neurons solved at once
         }
         if last is not None:
             n0, t0, f0 = last

@@ -36,7 +36,7 @@ def _proxy(spec: dict, n: int):
     from models.population import simulate_population
 
     solver, dtype, protocol = spec["solver"], spec["dtype"], spec.get("protocol", "standard")
-    config = solver_config(solver)
+    config = solver_config(solver, spec.get("neuron_batch"))
     theta, sigma, z, enc, ts = population_inputs(n, protocol, dtype)
 
     def value(theta_pop, sigma_, z_, enc_, ts_):
@@ -62,6 +62,7 @@ def _proxy(spec: dict, n: int):
         "gradient_finite": finite,
         "n_gradient_components": int(g_theta.size + g_sigma.size),
         "adjoint": "diffrax default (RecursiveCheckpointAdjoint), reverse mode",
+        "neuron_batch": config.batch_size() or n,  # neurons solved at once
     }
 
 
@@ -110,11 +111,14 @@ def _ll_point(spec: dict, n: int, checkpoints: int | None = None) -> dict:
     import jax.numpy as jnp
 
     from infer.config import load_config
+    from infer.fit import solver_config as fit_solver_config
     from infer.fit_cli import DEFAULT_CONFIG
     from infer.likelihood import make_log_density
 
     t0 = time.perf_counter()
     config = load_config(DEFAULT_CONFIG)
+    if spec.get("neuron_batch") is not None:
+        config = config.replace(neuron_batch=spec["neuron_batch"])
     if checkpoints is not None:
         config = config.replace(adjoint_checkpoints=checkpoints)
     log_density, z0, fit = make_log_density(config, neurons=n)
@@ -155,6 +159,7 @@ def _ll_point(spec: dict, n: int, checkpoints: int | None = None) -> dict:
         },
         "adjoint_checkpoints": fit.config.adjoint_checkpoints,
         "adjoint": _adjoint_name(fit.config.adjoint_checkpoints),
+        "neuron_batch": fit_solver_config(fit.config).batch_size() or n,  # neurons at once
     }
     if spec.get("solve_only", True):
         # the population solve alone (the part of the log density that is ODE work)
