@@ -39,12 +39,12 @@ class SolverConfig:
             until the slowest lane of its batch is done, so on a CPU a large population
             solves faster in sequential batches (2-core Intel Xeon, N = 1,024, batches of 16:
             the default fit's log density 1.70x faster, its gradient 1.54x, the standard
-            protocol set 1.27x; benchmarks/README.md, "Neurons solved in batches"); on a GPU the whole population should
-            be one batch. ``None`` (default): 16 when JAX's default backend is the CPU, else
-            all neurons; 0: all neurons in one batch. Each lane keeps its own steps, so the
-            results agree to within the solver's tolerance (bit for bit without XLA's fast
-            math, which may round a batch of another width differently and so move a step).
-            A population sharded over several devices
+            protocol set 1.27x; benchmarks/README.md, "Neurons solved in batches"); on a GPU
+            the whole population should be one batch. ``None`` (default): 16 when JAX's
+            default backend is the CPU, else all neurons; 0: all neurons in one batch. Each
+            lane keeps its own steps, so the results agree to within the solver's tolerance
+            (bit for bit without XLA's fast math, which may round a batch of another width
+            differently and so move a step). A population sharded over several devices
             (:class:`models.population.Simulator` with ``devices``) is one batch.
     """
 
