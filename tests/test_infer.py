@@ -442,6 +442,10 @@ def test_ctrl_c_during_a_cli_fit_keeps_its_draws_and_says_how_to_resume(tmp_path
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A test run started in the background by a shell inherits SIGINT ignored, and a
+        # Python started so never raises KeyboardInterrupt: give the CLI the default, as a
+        # terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     ckpt = out / "nuts_checkpoint.pkl"
     deadline = time.monotonic() + 600
