@@ -4,14 +4,15 @@
 
 Under ``vmap`` every lane of a population solve runs until the slowest lane of its batch has
 finished, so solving the neurons in sequential batches can be faster on a CPU. For each batch
-size this times (best of ``--repeats``, after one compilation each):
+size this times (``benchmarks._timing.timed``: one warm-up call, then ``--repeats``; min and
+median; one compilation each):
 
 1. the standard protocol set (4 conditions to 24 h, Tsit5, rtol 1e-6, float64) at N neurons,
    the forward case of the suite;
 2. the default fit's log density and its value-and-gradient at N neurons (the gradient case's
    ``log_likelihood`` variant), for the batch sizes in ``--fit-batches``.
 
-Every point checks that its result equals the one-batch result (0). The JSON has the
+Every point records how far its result lies from the first batch size's. The JSON has the
 machine, the versions and every time; benchmarks/README.md, "Neurons solved in batches".
 """
 
@@ -40,27 +41,18 @@ from models.population import Simulator  # noqa: E402
 from models.solve import SolverConfig  # noqa: E402
 
 from ._env import device_info, git_commit, machine, now_iso, package_versions  # noqa: E402
+from ._timing import timed  # noqa: E402
 from .protocols import ATOL, PROTOCOLS, RTOL  # noqa: E402
-
-
-def _best(fn, repeats: int):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return min(times), out
 
 
 def standard_set(n: int, batch: int, repeats: int) -> dict:
     proto = PROTOCOLS["standard"]
     config = SolverConfig(solver=diffrax.Tsit5(), rtol=RTOL, atol=ATOL, neuron_batch=batch)
     sim = Simulator(n_neurons=n, config=config)
-    t0 = time.perf_counter()
-    jax.block_until_ready(sim.solve(proto["conditions"], proto["times"]).readouts)
-    first = time.perf_counter() - t0
-    best, sol = _best(lambda: sim.solve(proto["conditions"], proto["times"]).readouts, repeats)
-    return {"first_call_s": first, "time_s_min": best, "readouts": np.asarray(sol)}
+    timing, out = timed(
+        lambda: sim.solve(proto["conditions"], proto["times"]).readouts, repeats=repeats
+    )
+    return timing | {"readouts": np.asarray(out)}
 
 
 def fit_log_density(n: int, batch: int, repeats: int) -> dict:
@@ -68,14 +60,14 @@ def fit_log_density(n: int, batch: int, repeats: int) -> dict:
     log_density, z0, _ = make_log_density(config, neurons=n)
     value = jax.jit(log_density).lower(z0).compile()
     grad = jax.jit(jax.value_and_grad(log_density)).lower(z0).compile()
-    t_value, v = _best(lambda: value(z0), repeats)
-    t_grad, (vg, g) = _best(lambda: grad(z0), repeats)
+    t_value, v = timed(lambda: value(z0), repeats=repeats)
+    t_grad, (_, g) = timed(lambda: grad(z0), repeats=repeats)
     flat = np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(g)])
     return {
-        "value_s_min": t_value,
-        "gradient_s_min": t_grad,
-        "gradient_over_value": t_grad / t_value,
-        "value": float(v),
+        "value": t_value,
+        "value_and_gradient": t_grad,
+        "gradient_over_value": t_grad["time_s_min"] / t_value["time_s_min"],
+        "log_density": float(v),
         "gradient": flat,
     }
 
@@ -115,10 +107,10 @@ def main(argv=None) -> None:
     for b in [int(x) for x in args.fit_batches.split(",")]:
         point = fit_log_density(args.n, b, args.repeats)
         grad = point.pop("gradient")
-        ref = (point["value"], grad) if ref is None else ref
+        ref = (point["log_density"], grad) if ref is None else ref
         point |= {
             "neuron_batch": b,
-            "value_diff_vs_first": abs(point["value"] - ref[0]),
+            "value_diff_vs_first": abs(point["log_density"] - ref[0]),
             "gradient_max_rel_diff_vs_first": float(
                 np.max(np.abs(grad - ref[1]) / (np.abs(ref[1]) + 1e-12))
             ),

@@ -38,8 +38,8 @@ class SolverConfig:
             (:func:`models.population.simulate_population`). Under ``vmap`` every lane runs
             until the slowest lane of its batch is done, so on a CPU a large population
             solves faster in sequential batches (2-core Intel Xeon, N = 1,024, batches of 16:
-            the default fit's log density 1.70x faster, its gradient 1.54x, the standard
-            protocol set 1.27x; benchmarks/README.md, "Neurons solved in batches"); on a GPU
+            the default fit's log density 1.6-1.8x faster, its gradient 1.5-1.7x, the
+            standard protocol set 1.2-1.3x in three A/B runs; benchmarks/README.md, "Neurons solved in batches"); on a GPU
             the whole population should be one batch. ``None`` (default): 16 when JAX's
             default backend is the CPU, else all neurons; 0: all neurons in one batch. Each
             lane keeps its own steps, so the results agree to within the solver's tolerance
