@@ -435,17 +435,20 @@ def test_ctrl_c_during_a_cli_fit_keeps_its_draws_and_says_how_to_resume(tmp_path
     config = tmp_path / "nuts.toml"
     config.write_text(cfg.to_toml())
     out = tmp_path / "run"
+    # A test run started in the background by a shell inherits SIGINT ignored, and a Python
+    # started so never raises KeyboardInterrupt: the child restores Python's handler (as a
+    # terminal would give it) and then runs `python -m infer fit ...`.
+    launch = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv = ['infer'] + sys.argv[1:]; runpy.run_module('infer', run_name='__main__')"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "infer", "fit", "--config", str(config), "--out", str(out)]
+        [sys.executable, "-c", launch, "fit", "--config", str(config), "--out", str(out)]
         + ["--quiet", "--no-plots"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        # A test run started in the background by a shell inherits SIGINT ignored, and a
-        # Python started so never raises KeyboardInterrupt: give the CLI the default, as a
-        # terminal would.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     ckpt = out / "nuts_checkpoint.pkl"
     deadline = time.monotonic() + 600
