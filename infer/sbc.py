@@ -42,7 +42,7 @@ class SBCSettings:
     # Warm-up 300 and depth 6: with 100 and 5 (the settings until 2026-12-07)
     # chains had not converged even when started at the mode (posterior means up to 40
     # posterior SDs from the truth, trees at the depth limit); 300 and 6 fixed the 8 worst
-    # datasets (README.md, "Simulation-based calibration").
+    # datasets (docs/inference_notes.md, "Simulation-based calibration").
     warmup: int = 300
     draws: int = 98  # with thin 2: L = 49 draws, 50 possible ranks, 10 bins of 5
     thin: int = 2  # L = draws / thin posterior draws per dataset enter the rank
