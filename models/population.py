@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -202,7 +203,10 @@ class Simulator:
     """Jitted population simulator with fixed common random numbers.
 
     A second call with new parameter values (same numbers of neurons, conditions and times)
-    reuses the compiled function: nothing is retraced.
+    reuses the compiled function: nothing is retraced. With several ``devices`` the neurons
+    are split between them: with an explicit solver (Tsit5) each device solves its own
+    neurons in batches of ``config.neuron_batch`` (``jax.shard_map``); with an implicit one
+    (Kvaerno) the compiler partitions one vectorised solve of all neurons.
     """
 
     def __init__(
@@ -221,29 +225,56 @@ class Simulator:
         self.devices = tuple(devices) if devices is not None else tuple(jax.devices()[:1])
         n_dev = len(self.devices)
         config = config or SolverConfig()
-        if n_dev > 1:
-            # Over several devices the compiler partitions one vectorised solve of all
-            # neurons; sequential batches of a sharded axis would make it move data between
-            # devices at every batch (6x slower on 2 host devices).
+        implicit = isinstance(config.solver, diffrax.AbstractImplicitSolver)
+        if n_dev > 1 and implicit:
+            # An implicit solver's population is partitioned by the compiler as one
+            # vectorised solve: jax.shard_map, which gives each device its own program, fails
+            # inside lineax's linear solve ("pytree does not match out_structure"), and
+            # sequential batches of a compiler-partitioned axis move data between the devices
+            # at every batch (6x slower on 2 host devices).
             if config.neuron_batch:
                 raise ValueError(
-                    f"neuron_batch={config.neuron_batch} needs one device: a population "
-                    "sharded over several devices is solved in one batch; leave neuron_batch "
-                    "unset or 0"
+                    f"neuron_batch={config.neuron_batch} with an implicit solver "
+                    f"({type(config.solver).__name__}) needs one device: sharded over several "
+                    "devices its population is solved in one batch; leave neuron_batch unset "
+                    "or 0, or use an explicit solver such as diffrax.Tsit5()"
                 )
             config = dataclasses.replace(config, neuron_batch=0)
+        else:
+            # "auto" resolved for the devices the solve runs on, not JAX's default backend
+            config = dataclasses.replace(
+                config, neuron_batch=config.batch_size(self.devices[0].platform)
+            )
         self.config = config
         self.n_padded = -(-n_neurons // n_dev) * n_dev
         z = draw_z(self.n_padded, seed, pathway)
-        if n_dev > 1:
-            mesh = Mesh(np.array(self.devices), ("neuron",))
-            z = jax.device_put(z, NamedSharding(mesh, PartitionSpec("neuron", None)))
-        self.z = z
         config_ = self.config
 
         def run(theta_pop, sigma, z_, enc, ts):
             return simulate_population(theta_pop, sigma, z_, enc, ts, config_, pathway)
 
+        # how the neuron axis is split: for records and benchmarks
+        self.partitioning = (
+            "one device"
+            if n_dev == 1
+            else "compiler-partitioned (jit), one batch"
+            if implicit
+            else "shard_map, batches per device"
+        )
+        if n_dev > 1:
+            mesh = Mesh(np.array(self.devices), ("neuron",))
+            z = jax.device_put(z, NamedSharding(mesh, PartitionSpec("neuron", None)))
+            if not implicit:
+                rep = PartitionSpec()  # replicated: parameters, conditions, times
+                # Each device solves its own neurons, in its own sequential batches.
+                run = jax.shard_map(
+                    run,
+                    mesh=mesh,
+                    in_specs=(rep, rep, PartitionSpec("neuron", None), rep, rep),
+                    out_specs=PartitionSpec("neuron"),
+                    check_vma=False,
+                )
+        self.z = z
         self._run = jax.jit(run)
 
     def default_sigma(self, value: float = DEFAULT_SIGMA):

@@ -40,12 +40,13 @@ class SolverConfig:
             solves faster in sequential batches (2-core Intel Xeon, N = 1,024, batches of 16:
             the default fit's log density 1.6-1.8x faster, its gradient 1.5-1.7x, the
             standard protocol set 1.2-1.3x in three A/B runs; benchmarks/README.md, "Neurons solved in batches"); on a GPU
-            the whole population should be one batch. ``None`` (default): 16 when JAX's
-            default backend is the CPU, else all neurons; 0: all neurons in one batch. Each
-            lane keeps its own steps, so the results agree to within the solver's tolerance
-            (bit for bit without XLA's fast math, which may round a batch of another width
-            differently and so move a step). A population sharded over several devices
-            (:class:`models.population.Simulator` with ``devices``) is one batch.
+            the whole population should be one batch. ``None`` (default): 16 on a CPU, else
+            all neurons (:meth:`batch_size`); 0: all neurons in one batch. Each lane keeps its
+            own steps, so the results agree to within the solver's tolerance (bit for bit
+            without XLA's fast math, which may round a batch of another width differently
+            and so move a step). A :class:`models.population.Simulator` sharded over several
+            devices solves each device's neurons in such batches with an explicit solver,
+            and all of them in one batch with an implicit one.
     """
 
     solver: diffrax.AbstractSolver = dataclasses.field(default_factory=diffrax.Kvaerno5)
@@ -70,11 +71,13 @@ class SolverConfig:
                 f"number of neurons, got {batch!r}"
             )
 
-    def batch_size(self) -> int:
-        """Neurons per vectorised batch; 0 means all of them."""
+    def batch_size(self, platform: str | None = None) -> int:
+        """Neurons per vectorised batch; 0 means all of them. ``platform``: where the solve
+        runs (a ``jax.Device.platform``: "cpu", "gpu", ...), JAX's default backend if None;
+        it matters only when ``neuron_batch`` is automatic."""
         if self.neuron_batch is not None:
             return self.neuron_batch
-        return CPU_NEURON_BATCH if jax.default_backend() == "cpu" else 0
+        return CPU_NEURON_BATCH if (platform or jax.default_backend()) == "cpu" else 0
 
     def controller(self, jump_ts) -> diffrax.AbstractStepSizeController:
         pid = diffrax.PIDController(

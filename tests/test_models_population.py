@@ -168,12 +168,23 @@ _SHARDED_SCRIPT = textwrap.dedent(
     assert len(devices) == 4, devices
     sim = Simulator(n_neurons=n_neurons, seed=seed, devices=devices[:4])
     sol = sim.solve(conditions, times)
-    assert sim.config.neuron_batch == 0  # a sharded population is one batch
+    assert sim.config.neuron_batch == 0  # an implicit solver's sharded population: one batch
     try:
         Simulator(n_neurons=n_neurons, devices=devices[:4], config=SolverConfig(neuron_batch=2))
-        raise AssertionError("neuron_batch with several devices was accepted")
+        raise AssertionError("neuron_batch with an implicit solver on several devices accepted")
     except ValueError as err:
-        assert "one device" in str(err)
+        assert "one device" in str(err) and "explicit solver" in str(err)
+    # an explicit solver: every device solves its own neurons (shard_map) in batches of 1
+    import diffrax
+    tsit = dict(solver=diffrax.Tsit5(), rtol=1e-7, atol=1e-10)  # to 24 h: not stiff yet
+    sharded = Simulator(n_neurons=n_neurons, seed=seed, devices=devices[:4],
+                        config=SolverConfig(neuron_batch=1, **tsit))
+    one = Simulator(n_neurons=n_neurons, seed=seed, devices=devices[:1],
+                    config=SolverConfig(neuron_batch=0, **tsit))
+    a, b = sharded.solve(conditions, times[:5]), one.solve(conditions, times[:5])
+    assert times[4] == 24.0
+    assert len(a.readouts.sharding.device_set) == 4 and np.asarray(a.ok).all()
+    np.testing.assert_allclose(np.asarray(a.readouts), np.asarray(b.readouts), rtol=1e-6, atol=1e-9)
     np.savez(out, readouts=np.asarray(sol.readouts), ok=np.asarray(sol.ok),
              z_devices=len(sim.z.sharding.device_set),
              out_devices=len(sol.readouts.sharding.device_set), n_padded=sim.n_padded)
@@ -186,7 +197,8 @@ def test_neuron_axis_shards_over_four_host_devices(population, tmp_path):
     Simulator(devices=jax.devices()[:4]) on 6 neurons (padded to 8, two per device): the
     common random numbers and the result are spread over the 4 devices, and the readouts equal
     the 1-device result of this process (rtol 1e-8, atol 1e-10: different XLA partitioning may
-    round differently)."""
+    round differently). With an explicit solver each device solves its own neurons in batches
+    (shard_map) and agrees with one device; with the implicit default a batch is refused."""
     out = tmp_path / "sharded.npz"
     env = dict(os.environ)
     force_host_devices(4, env)
@@ -242,6 +254,16 @@ def test_neuron_batches_give_the_same_solution_and_gradient():
     for bad in (-1, 2.5, True):
         with pytest.raises(ValueError, match="neuron_batch"):
             SolverConfig(neuron_batch=bad)
+    # automatic: batches on a CPU, one batch on an accelerator, for the platform named
+    from models.solve import CPU_NEURON_BATCH
+
+    auto = SolverConfig()
+    assert auto.batch_size("cpu") == CPU_NEURON_BATCH and auto.batch_size("gpu") == 0
+    assert SolverConfig(neuron_batch=3).batch_size("gpu") == 3
+    assert (
+        Simulator(n_neurons=2, devices=jax.devices("cpu")[:1]).config.neuron_batch
+        == CPU_NEURON_BATCH
+    )
 
 
 def test_vector_field_reverse_mode_matches_forward_mode_and_finite_differences():

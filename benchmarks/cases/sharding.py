@@ -66,6 +66,7 @@ def run(spec: dict):
             "api": "models.population.Simulator(devices=jax.devices()[:k]).solve",
             "sharding": str(getattr(sim.z, "sharding", None)),
             "neuron_batch": sim.config.batch_size() or n,  # neurons solved at once
+            "partitioning": sim.partitioning,
             "neuron_solves": solves,
             "neuron_solves_per_s": solves / timing["time_s_min"],
             "steps": step_stats(sol.num_steps, sol.ok),
