@@ -163,19 +163,65 @@ class BatchedNUTS:
         self._run = jax.jit(jax.vmap(one))
 
     def run(self, obs, key) -> dict:
-        obs = jnp.asarray(obs)
-        keys = jax.random.split(key, obs.shape[0])
-        devices = jax.devices()
-        if len(devices) > 1 and obs.shape[0] % len(devices) == 0:
-            # datasets split over devices: the jitted program runs SPMD on each share
-            from jax.sharding import Mesh, NamedSharding, PartitionSpec
+        """Fit every dataset of ``obs`` with the keys ``jax.random.split(key, len(obs))``."""
+        return self.run_keys(obs, jax.random.split(key, jnp.shape(obs)[0]))
 
-            mesh = Mesh(np.array(devices), ("dataset",))
-            obs = jax.device_put(obs, NamedSharding(mesh, PartitionSpec("dataset", None)))
-            keys = jax.device_put(keys, NamedSharding(mesh, PartitionSpec("dataset", None)))
+    def run_keys(self, obs, keys, device=None) -> dict:
+        """Fit dataset i of ``obs`` with ``keys[i]``, on ``device`` (default: JAX's). Each
+        dataset's chain depends only on its data and key, not on the other datasets of the
+        call (up to the rounding of a vector of another width)."""
+        obs, keys = jnp.asarray(obs), jnp.asarray(keys)
+        if device is not None:
+            obs, keys = jax.device_put((obs, keys), device)
         out = jax.device_get(self._run(obs, keys))
         latent = self.model.constrain(out.pop("z"))  # vectorised bijections
         return {"latent": {k: np.asarray(v) for k, v in latent.items()}, **out}
+
+
+def in_order_on_devices(run, tasks: list, devices) -> object:
+    """Yield ``run(task, device)`` for each task, in task order, with one worker thread per
+    device taking the next task as soon as it is free (no device waits for another's slow
+    task, as the devices of one partitioned program do). After an error, or when the caller
+    stops iterating, the workers take no new task; the error is raised at its task's turn."""
+    import queue
+    import threading
+
+    todo: queue.Queue = queue.Queue()
+    for item in enumerate(tasks):
+        todo.put(item)
+    done: dict = {}
+    cond = threading.Condition()
+    stop = threading.Event()
+
+    def worker(device) -> None:
+        while not stop.is_set():
+            try:
+                i, task = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                result = (True, run(task, device))
+            except BaseException as err:  # noqa: BLE001 - handed to the caller in order
+                result = (False, err)
+                stop.set()
+            with cond:
+                done[i] = result
+                cond.notify_all()
+
+    for device in devices:
+        # daemon: an interrupted caller does not wait for a running task at exit
+        threading.Thread(target=worker, args=(device,), daemon=True).start()
+    try:
+        for i in range(len(tasks)):
+            with cond:
+                while i not in done:
+                    cond.wait(timeout=0.5)  # a timeout so that Ctrl-C reaches this thread
+                ok, result = done.pop(i)
+            if not ok:
+                raise result
+            yield result
+    finally:
+        stop.set()
 
 
 def descend(potential, z0: dict, steps: int, learning_rate: float):
@@ -318,21 +364,43 @@ def run_sbc(
             init_steps=settings.init_steps,
             init_learning_rate=settings.init_learning_rate,
         )
+        # Each batch's datasets (padded to settings.batch) and keys are those of the run
+        # before (fold_in(k_fit, start), split per dataset), so the result does not depend on
+        # the scheduling. With several devices (--devices K) a batch is cut into 2K pieces
+        # and each device's worker takes the next piece when it is free: a piece costs its
+        # own longest trees, and a device never waits for another's.
+        devices = jax.devices()
+        pieces = settings.batch // (2 * len(devices)) if len(devices) > 1 else settings.batch
+        pieces = pieces if pieces and settings.batch % pieces == 0 else settings.batch
+        tasks = []
         for start in starts:
-            t1 = time.perf_counter()
             obs = sim["obs"][start : start + settings.batch]
-            m = len(obs)
-            padded = np.concatenate([obs, np.repeat(obs[-1:], settings.batch - m, axis=0)])
-            out = nuts.run(padded, jax.random.fold_in(k_fit, start))
-            parts.append(jax.tree_util.tree_map(lambda a, m=m: np.asarray(a)[:m], out))
-            t_nuts += time.perf_counter() - t1
-            if progress_file is not None:
-                _save_progress(progress_file, settings, parts, t_nuts)
-            if progress:
-                print(
-                    f"  SBC datasets {start + m}/{settings.simulations}: {t_nuts:.0f} s",
-                    flush=True,
-                )
+            padded = np.concatenate([obs, np.repeat(obs[-1:], settings.batch - len(obs), 0)])
+            keys = jax.random.split(jax.random.fold_in(k_fit, start), settings.batch)
+            for lo in range(0, settings.batch, pieces):
+                tasks.append((start, len(obs), padded[lo : lo + pieces], keys[lo : lo + pieces]))
+        results = in_order_on_devices(
+            lambda task, device: nuts.run_keys(task[2], task[3], device), tasks, devices
+        )
+        per_batch = settings.batch // pieces
+        t1 = time.perf_counter()
+        try:
+            for b, start in enumerate(starts):
+                m = tasks[b * per_batch][1]
+                outs = [next(results) for _ in range(per_batch)]
+                out = jax.tree_util.tree_map(lambda *a: np.concatenate(a), *outs)
+                parts.append(jax.tree_util.tree_map(lambda a, m=m: np.asarray(a)[:m], out))
+                t_now = time.perf_counter()
+                t_nuts, t1 = t_nuts + t_now - t1, t_now
+                if progress_file is not None:
+                    _save_progress(progress_file, settings, parts, t_nuts)
+                if progress:
+                    print(
+                        f"  SBC datasets {start + m}/{settings.simulations}: {t_nuts:.0f} s",
+                        flush=True,
+                    )
+        finally:
+            results.close()  # the workers take no new piece
     if not parts:
         raise ValueError(
             f"no dataset has been fitted yet{f' ({progress_file})' if progress_file else ''}: "
