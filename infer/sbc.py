@@ -54,9 +54,10 @@ class SBCSettings:
     # about 0.002); 200 steps did not reach the mode of every dataset, 1,000 did.
     init_steps: int = 1000
     init_learning_rate: float = 0.05
-    # datasets per vmapped NUTS program (the last batch is padded). Every transition of a
-    # batch costs its largest tree, so small batches waste less; the batch is split over the
-    # available JAX devices (on CPU: 'python -m infer sbc --devices K' forces K host devices).
+    # datasets per batch (the last one is padded; progress is saved after each). Every
+    # transition of a vmapped program costs its largest tree, so small programs waste less:
+    # with K > 1 JAX devices (on CPU: 'python -m infer sbc --devices K' forces K host
+    # devices) a batch is fitted in 2K pieces, each device taking the next piece when free.
     batch: int = 8
     bins: int = 10
     seed: int = 0

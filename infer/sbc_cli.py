@@ -90,11 +90,13 @@ def register(sub) -> None:
         "--out", required=True, help="report directory to write (sbc.json, sbc.md, figures)"
     )
     p.add_argument("--simulations", type=int, help="number of simulated datasets")
-    p.add_argument("--batch", type=int, help="datasets per vmapped NUTS program")
+    p.add_argument("--batch", type=int, help="datasets per batch (progress saved after each)")
     p.add_argument("--bins", type=int, help="rank-histogram bins (must divide draws/thin + 1)")
     p.add_argument("--seed", type=int)
     p.add_argument(
-        "--devices", type=int, help="CPU host devices to split each batch over (e.g. the cores)"
+        "--devices",
+        type=int,
+        help="CPU host devices, each fitting pieces of the batches (e.g. the cores)",
     )
     p.add_argument(
         "--resume",
