@@ -8,7 +8,11 @@ and ``resume=True`` continues from the last block.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
+import signal
+import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -443,6 +447,38 @@ def _flat_draws(z: dict) -> tuple[np.ndarray, list[str]]:
     return np.concatenate(cols, axis=1), labels
 
 
+@contextlib.contextmanager
+def stop_after_block():
+    """While NUTS runs: the first Ctrl-C (SIGINT) asks it to stop when the block of
+    transitions under way ends, and that block is kept (a compiled block cannot be cut short
+    anyway); a second Ctrl-C stops at once. Yields the event that the first one sets. Python's
+    own handler stays in place where SIGINT is handled otherwise (ignored, a caller's
+    handler) or off the main thread, where no handler can be installed."""
+    stop = threading.Event()
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield stop
+        return
+
+    def first_ctrl_c(signum, frame):
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second one: at once
+        stop.set()
+        print(
+            "\nCtrl-C: NUTS stops when the block of transitions under way ends (it is kept); "
+            "Ctrl-C again to stop at once",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    signal.signal(signal.SIGINT, first_ctrl_c)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def run_nuts(
     model,
     config: FitConfig,
@@ -518,36 +554,39 @@ def run_nuts(
         bar = tqdm(total=config.chains * total, initial=config.chains * initial, desc="NUTS")
     interrupted = False
     try:
-        while run["piloted"] < pilot or run["warmed"] < config.warmup or n_done < config.draws:
-            if run["piloted"] < pilot:
-                stage = "pilot"
-                left = config.mass_pilot - run["piloted"] % config.mass_pilot
-            elif run["warmed"] < config.warmup:
-                stage, left = "warmup", config.warmup - run["warmed"]
-            else:
-                stage, left = "draws", config.draws - n_done
-            n = min(chunk, left)
-            states, records = driver.advance(states, n)
-            if stage == "pilot":
-                run["piloted"] += n
-                run["pilot_z"].append(records["z"])
-                if run["piloted"] % config.mass_pilot == 0:  # end of a round
-                    round_no = run["piloted"] // config.mass_pilot
-                    states = _after_pilot(driver, run, key, round_no, step_size)
-            elif stage == "warmup":
-                run["warmed"] += n
-            else:
-                done.append(records)
-                n_done += n
-            if checkpoint is not None:
-                with atomic_path(checkpoint) as tmp, open(tmp, "wb") as fh:
-                    state = jax.device_get(states)
-                    pickle.dump({"signature": signature, "state": state, **run}, fh)
-            if bar is not None:
-                bar.update(config.chains * n)
-                if stage == "draws":
-                    div = int(sum(np.sum(c["diverging"]) for c in done))
-                    bar.set_postfix_str(f"divergences {div}", refresh=False)
+        with stop_after_block() as stop:
+            while run["piloted"] < pilot or run["warmed"] < config.warmup or n_done < config.draws:
+                if run["piloted"] < pilot:
+                    stage = "pilot"
+                    left = config.mass_pilot - run["piloted"] % config.mass_pilot
+                elif run["warmed"] < config.warmup:
+                    stage, left = "warmup", config.warmup - run["warmed"]
+                else:
+                    stage, left = "draws", config.draws - n_done
+                n = min(chunk, left)
+                states, records = driver.advance(states, n)
+                if stage == "pilot":
+                    run["piloted"] += n
+                    run["pilot_z"].append(records["z"])
+                    if run["piloted"] % config.mass_pilot == 0:  # end of a round
+                        round_no = run["piloted"] // config.mass_pilot
+                        states = _after_pilot(driver, run, key, round_no, step_size)
+                elif stage == "warmup":
+                    run["warmed"] += n
+                else:
+                    done.append(records)
+                    n_done += n
+                if checkpoint is not None:
+                    with atomic_path(checkpoint) as tmp, open(tmp, "wb") as fh:
+                        state = jax.device_get(states)
+                        pickle.dump({"signature": signature, "state": state, **run}, fh)
+                if bar is not None:
+                    bar.update(config.chains * n)
+                    if stage == "draws":
+                        div = int(sum(np.sum(c["diverging"]) for c in done))
+                        bar.set_postfix_str(f"divergences {div}", refresh=False)
+                if stop.is_set():  # Ctrl-C during that block: it is kept, then stop
+                    raise KeyboardInterrupt
     except KeyboardInterrupt:
         interrupted = True
     finally:

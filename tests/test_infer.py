@@ -466,12 +466,42 @@ def test_ctrl_c_during_a_cli_fit_keeps_its_draws_and_says_how_to_resume(tmp_path
             proc.kill()
     assert proc.returncode == 130, stderr
     assert f"--out {out} --resume" in stderr
+    assert "stops when the block of transitions under way ends (it is kept)" in stderr
     n = az.from_netcdf(out / "posterior.nc").posterior.sizes["draw"]
     assert 0 < n < planned
     assert ckpt.exists() and (out / "config.toml").exists()
+    saved = pickle.loads(ckpt.read_bytes())["chunks"]
+    assert sum(c["num_steps"].shape[1] for c in saved) == n  # every kept block checkpointed
     report = (out / "report.md").read_text()
     assert f"| NUTS run finished (not interrupted) | {n} of {planned} draws |" in report
     assert report.startswith("# Inference diagnostics: FAIL")
+
+
+def test_first_ctrl_c_during_nuts_asks_to_stop_after_the_block_and_a_second_stops_at_once():
+    """stop_after_block: the first SIGINT sets the event (no KeyboardInterrupt, so the block
+    under way finishes and is kept), a second raises KeyboardInterrupt; Python's handler is
+    back afterwards."""
+    import os
+    import signal
+    import time
+
+    from infer.engines import stop_after_block
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        with stop_after_block() as stop:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            assert stop.is_set()
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.5)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # SIGINT ignored: left alone
+        with stop_after_block() as stop:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 @pytest.mark.parametrize(
