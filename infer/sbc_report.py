@@ -238,9 +238,9 @@ def render_markdown(result: dict, figures: dict[str, str]) -> str:
             if s.get("init_steps")
             else "its warm-up starting at the prior medians"
         )
-        + "; all datasets run in one compiled program (numpyro's functional NUTS vmapped over "
-        f"datasets, {s['batch']} per batch), each with its own step-size and mass-matrix "
-        "adaptation.",
+        + "; one compiled program fits many datasets at once (numpyro's functional NUTS "
+        f"vmapped over datasets; batches of {s['batch']}, each cut into 2K pieces when K > 1 "
+        "devices share the work), each with its own step-size and mass-matrix adaptation.",
         f"3. The rank of each truth among its dataset's {n_ranks - 1} thinned draws (0 to "
         f"{n_ranks - 1}) is uniform when the inference is calibrated.",
         "",
