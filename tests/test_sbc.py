@@ -49,7 +49,8 @@ def test_quick_sbc_of_reduced_population_model():
     jax.config.update("jax_enable_x64", True)
     from infer.sbc import run_sbc
 
-    settings = SBCSettings(simulations=12, batch=12, warmup=100, draws=98, thin=2, bins=7)
+    # the run's own warm-up, start and depth; 49 thinned draws, so 50 ranks in 5 bins
+    settings = SBCSettings(simulations=12, batch=4, bins=5)
     out = run_sbc(settings, progress=False)
     assert out["redrawn_truths"] <= 12
     assert set(out["latents"]) >= {"raw_K_T", "raw_bdnf_ref_nM", "raw_g_FG"}
