@@ -204,9 +204,10 @@ class Simulator:
 
     A second call with new parameter values (same numbers of neurons, conditions and times)
     reuses the compiled function: nothing is retraced. With several ``devices`` the neurons
-    are split between them: with an explicit solver (Tsit5) each device solves its own
-    neurons in batches of ``config.neuron_batch`` (``jax.shard_map``); with an implicit one
-    (Kvaerno) the compiler partitions one vectorised solve of all neurons.
+    are split between them and each device solves its own in batches of
+    ``config.neuron_batch``: with an explicit solver (Tsit5) in one ``jax.shard_map``
+    program, with an implicit one (Kvaerno) in one program per device run from its own
+    thread. The result is sharded over the devices like ``z``.
     """
 
     def __init__(
@@ -226,25 +227,10 @@ class Simulator:
         n_dev = len(self.devices)
         config = config or SolverConfig()
         implicit = isinstance(config.solver, diffrax.AbstractImplicitSolver)
-        if n_dev > 1 and implicit:
-            # An implicit solver's population is partitioned by the compiler as one
-            # vectorised solve: jax.shard_map, which gives each device its own program, fails
-            # inside lineax's linear solve ("pytree does not match out_structure"), and
-            # sequential batches of a compiler-partitioned axis move data between the devices
-            # at every batch (6x slower on 2 host devices).
-            if config.neuron_batch:
-                raise ValueError(
-                    f"neuron_batch={config.neuron_batch} with an implicit solver "
-                    f"({type(config.solver).__name__}) needs one device: sharded over several "
-                    "devices its population is solved in one batch; leave neuron_batch unset "
-                    "or 0, or use an explicit solver such as diffrax.Tsit5()"
-                )
-            config = dataclasses.replace(config, neuron_batch=0)
-        else:
-            # "auto" resolved for the devices the solve runs on, not JAX's default backend
-            config = dataclasses.replace(
-                config, neuron_batch=config.batch_size(self.devices[0].platform)
-            )
+        # "auto" resolved for the devices the solve runs on, not JAX's default backend
+        config = dataclasses.replace(
+            config, neuron_batch=config.batch_size(self.devices[0].platform)
+        )
         self.config = config
         self.n_padded = -(-n_neurons // n_dev) * n_dev
         z = draw_z(self.n_padded, seed, pathway)
@@ -253,29 +239,67 @@ class Simulator:
         def run(theta_pop, sigma, z_, enc, ts):
             return simulate_population(theta_pop, sigma, z_, enc, ts, config_, pathway)
 
-        # how the neuron axis is split: for records and benchmarks
+        # How the neuron axis is split over several devices: each device always solves its
+        # own neurons with its own loops. One program partitioned by the compiler over the
+        # devices synchronised them at every loop iteration: on 2 host devices the implicit
+        # Kvaerno5 solve of 64 neurons did not finish in 13 min (1.6 s on one device).
         self.partitioning = (
             "one device"
             if n_dev == 1
-            else "compiler-partitioned (jit), one batch"
+            else "one program per device (threads)"
             if implicit
             else "shard_map, batches per device"
         )
+        self._run = jax.jit(run)
         if n_dev > 1:
             mesh = Mesh(np.array(self.devices), ("neuron",))
             z = jax.device_put(z, NamedSharding(mesh, PartitionSpec("neuron", None)))
-            if not implicit:
+            if implicit:
+                # jax.shard_map fails inside lineax's linear solve of the implicit solvers
+                # ("pytree does not match out_structure"): each device runs the one-device
+                # program on its share from its own thread instead.
+                self._run = self._per_device(self._run, mesh)
+            else:
                 rep = PartitionSpec()  # replicated: parameters, conditions, times
                 # Each device solves its own neurons, in its own sequential batches.
-                run = jax.shard_map(
-                    run,
-                    mesh=mesh,
-                    in_specs=(rep, rep, PartitionSpec("neuron", None), rep, rep),
-                    out_specs=PartitionSpec("neuron"),
-                    check_vma=False,
+                self._run = jax.jit(
+                    jax.shard_map(
+                        run,
+                        mesh=mesh,
+                        in_specs=(rep, rep, PartitionSpec("neuron", None), rep, rep),
+                        out_specs=PartitionSpec("neuron"),
+                        check_vma=False,
+                    )
                 )
         self.z = z
-        self._run = jax.jit(run)
+
+    @staticmethod
+    def _per_device(run_one, mesh: Mesh):
+        """``run_one`` (a jitted one-device solve) on every device's share of the neurons at
+        once, one thread per device; the results are assembled into arrays sharded like z."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def run(theta_pop, sigma, z_, enc, ts):
+            shards = {s.device: s.data for s in z_.addressable_shards}
+            devices = list(mesh.devices.flat)
+
+            def one(device):
+                common = jax.device_put((theta_pop, sigma, enc, ts), device)
+                return run_one(common[0], common[1], shards[device], common[2], common[3])
+
+            with ThreadPoolExecutor(len(devices)) as pool:
+                outs = list(pool.map(one, devices))
+
+            def assemble(*parts):
+                spec = PartitionSpec("neuron", *([None] * (parts[0].ndim - 1)))
+                shape = (sum(p.shape[0] for p in parts), *parts[0].shape[1:])
+                return jax.make_array_from_single_device_arrays(
+                    shape, NamedSharding(mesh, spec), list(parts)
+                )
+
+            return jax.tree_util.tree_map(assemble, *outs)
+
+        return run
 
     def default_sigma(self, value: float = DEFAULT_SIGMA):
         return jnp.full((len(self.pathway.heterogeneous_names),), value)

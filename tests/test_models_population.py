@@ -168,12 +168,8 @@ _SHARDED_SCRIPT = textwrap.dedent(
     assert len(devices) == 4, devices
     sim = Simulator(n_neurons=n_neurons, seed=seed, devices=devices[:4])
     sol = sim.solve(conditions, times)
-    assert sim.config.neuron_batch == 0  # an implicit solver's sharded population: one batch
-    try:
-        Simulator(n_neurons=n_neurons, devices=devices[:4], config=SolverConfig(neuron_batch=2))
-        raise AssertionError("neuron_batch with an implicit solver on several devices accepted")
-    except ValueError as err:
-        assert "one device" in str(err) and "explicit solver" in str(err)
+    assert sim.partitioning == "one program per device (threads)"  # the implicit default
+    assert sim.config.neuron_batch == 16  # automatic on CPU devices: each its own batches
     # an explicit solver: every device solves its own neurons (shard_map) in batches of 1
     import diffrax
     tsit = dict(solver=diffrax.Tsit5(), rtol=1e-7, atol=1e-10)  # to 24 h: not stiff yet
@@ -197,8 +193,8 @@ def test_neuron_axis_shards_over_four_host_devices(population, tmp_path):
     Simulator(devices=jax.devices()[:4]) on 6 neurons (padded to 8, two per device): the
     common random numbers and the result are spread over the 4 devices, and the readouts equal
     the 1-device result of this process (rtol 1e-8, atol 1e-10: different XLA partitioning may
-    round differently). With an explicit solver each device solves its own neurons in batches
-    (shard_map) and agrees with one device; with the implicit default a batch is refused."""
+    round differently). Each device solves its own neurons in its own batches: with the
+    implicit default in a program per device, with an explicit solver in a shard_map."""
     out = tmp_path / "sharded.npz"
     env = dict(os.environ)
     force_host_devices(4, env)
