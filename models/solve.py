@@ -45,8 +45,7 @@ class SolverConfig:
             own steps, so the results agree to within the solver's tolerance (bit for bit
             without XLA's fast math, which may round a batch of another width differently
             and so move a step). A :class:`models.population.Simulator` sharded over several
-            devices solves each device's neurons in such batches with an explicit solver,
-            and all of them in one batch with an implicit one.
+            devices solves each device's neurons in such batches.
     """
 
     solver: diffrax.AbstractSolver = dataclasses.field(default_factory=diffrax.Kvaerno5)
