@@ -317,3 +317,22 @@ def test_vector_field_gradient_finite_where_a_trial_stage_overshoots_a_bound():
     g_theta, g_y = jax.grad(total, argnums=(0, 1))(theta, y)
     assert bool(jnp.all(jnp.isfinite(g_theta))) and bool(jnp.all(jnp.isfinite(g_y)))
     assert bool(jnp.isfinite(total(theta, y)))
+
+
+def test_simulator_threads_give_the_one_thread_result():
+    """On one CPU device the Simulator solves its neurons in parts from several threads
+    (5 neurons in 2 parts of 3, batches of 2): the readouts equal the one-thread solve's;
+    a bad thread count is refused."""
+    import diffrax
+
+    config = SolverConfig(solver=diffrax.Tsit5(), rtol=1e-6, neuron_batch=2)
+    one = Simulator(n_neurons=5, seed=SEED, config=config, threads=1)
+    two = Simulator(n_neurons=5, seed=SEED, config=config, threads=2)
+    assert one.partitioning == "one device" and two.partitioning == "one device, 2 threads"
+    a, b = one.solve(CONDITIONS[:1], TIMES[:4]), two.solve(CONDITIONS[:1], TIMES[:4])
+    assert b.readouts.shape == a.readouts.shape and np.asarray(b.ok).all()
+    np.testing.assert_allclose(np.asarray(b.readouts), np.asarray(a.readouts), rtol=1e-12)
+    np.testing.assert_array_equal(np.asarray(b.num_steps), np.asarray(a.num_steps))
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="threads"):
+            Simulator(n_neurons=2, threads=bad)

@@ -67,6 +67,7 @@ def run(spec: dict):
             "sharding": str(getattr(sim.z, "sharding", None)),
             "neuron_batch": sim.config.batch_size() or n,  # neurons solved at once
             "partitioning": sim.partitioning,
+            "threads": sim.threads,  # one device: parts of the neurons solved from threads
             "neuron_solves": solves,
             "neuron_solves_per_s": solves / timing["time_s_min"],
             "steps": step_stats(sol.num_steps, sol.ok),
