@@ -230,7 +230,8 @@ class Simulator:
     program, with an implicit one (Kvaerno) in one program per device run from its own
     thread. The result is sharded over the devices like ``z``. On one CPU device the
     neurons are solved in ``threads`` parts at once (default: one per core the process may
-    use, at most one per batch; 1 elsewhere); the result does not depend on it.
+    use, at most one per batch; 1 elsewhere; with several devices each device is one part);
+    the result does not depend on it.
     """
 
     def __init__(
