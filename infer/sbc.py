@@ -379,15 +379,15 @@ def run_sbc(
             padded = np.concatenate([obs, np.repeat(obs[-1:], settings.batch - len(obs), 0)])
             keys = jax.random.split(jax.random.fold_in(k_fit, start), settings.batch)
             for lo in range(0, settings.batch, pieces):
-                tasks.append((start, len(obs), padded[lo : lo + pieces], keys[lo : lo + pieces]))
+                tasks.append((padded[lo : lo + pieces], keys[lo : lo + pieces]))
         results = in_order_on_devices(
-            lambda task, device: nuts.run_keys(task[2], task[3], device), tasks, devices
+            lambda task, device: nuts.run_keys(*task, device), tasks, devices
         )
         per_batch = settings.batch // pieces
         t1 = time.perf_counter()
         try:
-            for b, start in enumerate(starts):
-                m = tasks[b * per_batch][1]
+            for start in starts:
+                m = min(settings.batch, settings.simulations - start)  # datasets, not padding
                 outs = [next(results) for _ in range(per_batch)]
                 out = jax.tree_util.tree_map(lambda *a: np.concatenate(a), *outs)
                 parts.append(jax.tree_util.tree_map(lambda a, m=m: np.asarray(a)[:m], out))
