@@ -14,11 +14,12 @@ import pytest
 from models.xla_flags import (
     FAST_MATH_FLAGS,
     FUSION_EMITTER_FLAGS,
+    SMALL_LOOP_FLAGS,
     force_host_devices,
     use_cpu_flags,
 )
 
-ALL = [*FAST_MATH_FLAGS, *FUSION_EMITTER_FLAGS]
+ALL = [*FAST_MATH_FLAGS, *FUSION_EMITTER_FLAGS, *SMALL_LOOP_FLAGS]
 
 
 def test_flags_are_added_once_after_the_users_own():
@@ -34,14 +35,24 @@ def test_flags_are_added_once_after_the_users_own():
 
 def test_a_users_setting_wins():
     env = {"XLA_FLAGS": "--xla_cpu_enable_fast_math=false"}
-    assert use_cpu_flags(env, jaxlib_series="0.10") == list(FUSION_EMITTER_FLAGS)
-    assert env["XLA_FLAGS"].split() == ["--xla_cpu_enable_fast_math=false", *FUSION_EMITTER_FLAGS]
+    assert use_cpu_flags(env, jaxlib_series="0.10") == [*FUSION_EMITTER_FLAGS, *SMALL_LOOP_FLAGS]
+    assert env["XLA_FLAGS"].split() == [
+        "--xla_cpu_enable_fast_math=false",
+        *FUSION_EMITTER_FLAGS,
+        *SMALL_LOOP_FLAGS,
+    ]
     env = {"XLA_FLAGS": "--xla_cpu_use_fusion_emitters=true"}
-    assert use_cpu_flags(env, jaxlib_series="0.10") == list(FAST_MATH_FLAGS)
+    assert use_cpu_flags(env, jaxlib_series="0.10") == [*FAST_MATH_FLAGS, *SMALL_LOOP_FLAGS]
     assert "--xla_cpu_use_fusion_emitters=false" not in env["XLA_FLAGS"]
+    # a user's own backend options (a comma-separated list) are left as they are
+    own = "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=0"
+    env = {"XLA_FLAGS": own}
+    assert use_cpu_flags(env, jaxlib_series="0.10") == [*FAST_MATH_FLAGS, *FUSION_EMITTER_FLAGS]
+    assert env["XLA_FLAGS"].split().count(own) == 1
+    assert not set(SMALL_LOOP_FLAGS) & set(env["XLA_FLAGS"].split())
 
 
-def test_the_fusion_emitter_flag_only_for_a_tested_jaxlib():
+def test_the_version_specific_flags_only_for_a_tested_jaxlib():
     # XLA aborts on a flag it does not know: an untested jaxlib gets only the fast-math flags
     env: dict[str, str] = {}
     assert use_cpu_flags(env, jaxlib_series="0.99") == list(FAST_MATH_FLAGS)
@@ -52,6 +63,7 @@ def test_this_process_runs_under_the_flags_and_keeps_ieee_checks():
     flags = set(os.environ.get("XLA_FLAGS", "").split())
     assert set(FAST_MATH_FLAGS) <= flags
     assert set(FUSION_EMITTER_FLAGS) <= flags  # the installed jaxlib is a tested one
+    assert set(SMALL_LOOP_FLAGS) <= flags
 
     @jax.jit
     def guard(x):
