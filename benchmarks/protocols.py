@@ -21,19 +21,10 @@ RTOL = 1e-6  # the package defaults (models.solve.SolverConfig); peers use the s
 ATOL = 1e-9
 
 
-def make_solver(name: str):
-    import diffrax
-
-    solvers = {"tsit5": diffrax.Tsit5, "kvaerno5": diffrax.Kvaerno5, "dopri5": diffrax.Dopri5}
-    try:
-        return solvers[name]()
-    except KeyError:
-        raise ValueError(f"unknown solver {name!r}; choose from {sorted(solvers)}") from None
-
-
 def solver_config(name: str, neuron_batch: int | None = None):
     """The package's solver settings with solver ``name``; ``neuron_batch`` None is the
     package's automatic choice (models.solve.SolverConfig.neuron_batch)."""
     from models.solve import SolverConfig
+    from models.solvers import make_solver
 
     return SolverConfig(solver=make_solver(name), rtol=RTOL, atol=ATOL, neuron_batch=neuron_batch)

@@ -7,7 +7,7 @@ Example (``infer/configs/default.toml``)::
     seed = 0
     free = ["ic50_ethanol", "f_Ystab", ...]   # parameters sampled; the rest stay at defaults
     [solver]
-    method = "tsit5"     # or "kvaerno5", "kvaerno3"
+    method = "tsit5"     # or "tsit5-unrolled", "kvaerno5", "kvaerno3"
     rtol = 1e-5
     [engine]
     name = "nuts"        # nuts | svi | map
@@ -28,7 +28,7 @@ class ConfigError(ValueError):
     """A configuration value is invalid; the message names the key and the fix."""
 
 
-_SOLVERS = ("tsit5", "kvaerno5", "kvaerno3", "dopri5")
+_SOLVERS = ("tsit5", "tsit5-unrolled", "kvaerno5", "kvaerno3", "dopri5")  # models.solvers.SOLVERS
 _ENGINES = ("nuts", "svi", "map")
 _USES = ("fit", "submodule")
 MIN_PILOT = 20  # shortest NUTS pilot (engine.mass_pilot) that estimates a variance

@@ -40,15 +40,11 @@ def solver_config(config: FitConfig, *, long: bool = False) -> SolverConfig:
     (``solver.long_method``, where set)."""
     import diffrax
 
+    from models.solvers import make_solver
+
     name = config.long_solver if long and config.long_solver else config.solver
-    solver = {
-        "tsit5": diffrax.Tsit5,
-        "dopri5": diffrax.Dopri5,
-        "kvaerno3": diffrax.Kvaerno3,
-        "kvaerno5": diffrax.Kvaerno5,
-    }[name]()
     return SolverConfig(
-        solver=solver,
+        solver=make_solver(name),
         rtol=config.rtol,
         atol=config.atol,
         max_steps=config.max_steps,

@@ -58,7 +58,9 @@ FAST_MATH_FLAGS = (
 )
 FUSION_EMITTER_FLAGS = ("--xla_cpu_use_fusion_emitters=false",)
 # 2**30 bytes: above any loop's buffers here, so every loop the pass can take is taken.
-SMALL_LOOP_FLAGS = ("--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=1073741824",)
+SMALL_LOOP_FLAGS = (
+    "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=1073741824",
+)
 # jaxlib release series (major.minor) whose XLA has --xla_cpu_use_fusion_emitters and the
 # small-while-loop hoisting option, tested here.
 FUSION_EMITTER_JAXLIB = ("0.10",)

@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from ..protocols import ATOL, PROTOCOLS, RTOL, make_solver
+from ..protocols import ATOL, PROTOCOLS, RTOL
 
 # ------------------------------------------------------------------ python right-hand side
 
@@ -105,6 +105,7 @@ def _reference(thetas, enc, ts, solver, rtol, atol):
     import jax.numpy as jnp
 
     from models.solve import SolverConfig, solve_neuron
+    from models.solvers import make_solver
 
     config = SolverConfig(solver=make_solver(solver), rtol=rtol, atol=atol, max_steps=200_000)
     ts = jnp.asarray(ts)
