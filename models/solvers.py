@@ -1,8 +1,8 @@
 """The ODE solvers homeoplast offers by name, and Tsit5 with its stages written out.
 
-:class:`UnrolledTsit5` (name ``"tsit5-unrolled"``) is diffrax's Tsit5 (same tableau, same FSAL handling, same error estimate and
-dense output) with one change: :meth:`Tsit5.step` writes the 7 stages out in Python instead
-of looping over them. diffrax runs the stages of any Runge-Kutta method in an inner,
+:class:`UnrolledTsit5` (name ``"tsit5-unrolled"``) is diffrax's Tsit5 (same tableau, same
+FSAL handling, same error estimate and dense output) with one change: its ``step`` writes the
+7 stages out in Python instead of looping over them. diffrax runs the stages of any Runge-Kutta method in an inner,
 checkpointed ``while`` loop (general over tableaus, and it spares autodiff spurious copies);
 for a small explicit method that loop costs more than the arithmetic it runs, in the forward
 pass and in the reverse pass. Once XLA compiles each solver loop as one function

@@ -25,8 +25,8 @@
    the demo fit's gradient was 131,600 thunk calls. XLA's small-while-loop hoisting pass
    instead compiles a ``while`` loop whose buffers are below a byte threshold into one
    function (control flow included); the option sets that threshold high enough that every
-   loop without a custom call (e.g. LAPACK's LU in the implicit solvers) is compiled so (the
-   demo's gradient: 2,000 thunk calls). Same host, same day, one core (benchmarks/README.md,
+   loop without a custom call is compiled so (loops around LAPACK's LU in the implicit
+   solvers stay as they were; the demo's gradient: 2,000 thunk calls). Same host, same day, one core (benchmarks/README.md,
    "Small loops compiled whole"): the demo's log density 3.1-3.3 -> 2.1-2.5 ms, its
    gradient 13.7-15.8 -> 9.0-9.9 ms, the demo's NUTS 1.36x faster; the default fit's
    gradient at 1,024 neurons 12.3 -> 11.3 s; values equal to 3e-14. Like the fusion-emitter
@@ -39,8 +39,8 @@ The flags are read once, when JAX starts its CPU backend, so the command-line en
 computation; in a script or notebook call it first. A user's own setting of a flag in
 ``XLA_FLAGS`` wins (``--xla_cpu_enable_fast_math=false`` or
 ``--xla_cpu_use_fusion_emitters=true``,
-``--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=0``): nothing is added
-for it then. GPU programs are not affected.
+``--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=1024``, XLA's
+default): nothing is added for it then. GPU programs are not affected.
 """
 
 from __future__ import annotations
