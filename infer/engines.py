@@ -9,6 +9,7 @@ and ``resume=True`` continues from the last block.
 from __future__ import annotations
 
 import contextlib
+import functools
 import pickle
 import signal
 import sys
@@ -24,6 +25,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 from numpyro.infer import SVI, Trace_ELBO, init_to_value
 from numpyro.infer.autoguide import AutoLowRankMultivariateNormal, AutoNormal
+from numpyro.infer.util import ParamInfo
 
 from ._io import atomic_path
 from ._optim import fd_hessian, polish
@@ -242,9 +244,12 @@ class ChunkedNUTS:
             "adapt_step_size": config.adapt_step_size,
         }
 
-        def init_one(z, key, inverse_mass, step_size):
+        def init_one(z, pe, z_grad, key, inverse_mass, step_size):
+            # The start's potential energy and gradient come in as arguments (computed by the
+            # model's compiled value_and_grad, the one MAP uses), so this program does not
+            # compile a gradient of its own (numpyro's init_kernel takes them as a ParamInfo).
             state = init_kernel(
-                z,
+                ParamInfo(z, pe, z_grad),
                 config.warmup,
                 step_size=step_size,
                 adapt_step_size=config.adapt_step_size,
@@ -279,10 +284,11 @@ class ChunkedNUTS:
         # adaptation schedule), so init is traced before the first block: by init() in a
         # fresh run, by a shape-only trace (no compilation) when resuming from a checkpoint.
         self._z0 = z0
+        self._value_and_grad = model.potential()[3]
         self._init_one = init_one
         self._init_traced = False
         if self.vectorized:
-            self._init = jax.jit(jax.vmap(init_one, in_axes=(0, 0, None, None)))
+            self._init = jax.jit(jax.vmap(init_one, in_axes=(0, 0, 0, 0, None, None)))
             self._block = jax.jit(jax.vmap(block_one, in_axes=(0, None)))
         else:
             self._init = jax.jit(init_one)
@@ -339,18 +345,26 @@ class ChunkedNUTS:
             )
         starts = _strong(starts)  # a fresh start and a pilot's end points: one signature
         step = self._step_size(step_size)
+        per = [jax.tree_util.tree_map(lambda x, i=i: x[i], starts) for i in range(self.chains)]
+        values = [self._value_and_grad(z) for z in per]
+        pes = [_strong(v[0]) for v in values]
+        grads = [_strong(v[1]) for v in values]
         if self.vectorized:
-            return self._init(starts, keys, inv, step)
+            stack = functools.partial(jax.tree_util.tree_map, lambda *x: jnp.stack(x))
+            return self._init(starts, stack(*pes), stack(*grads), keys, inv, step)
         return [
-            self._init(jax.tree_util.tree_map(lambda x, i=i: x[i], starts), k, inv, step)
-            for i, k in enumerate(keys)
+            self._init(z, pe, g, k, inv, step)
+            for z, pe, g, k in zip(per, pes, grads, keys, strict=True)
         ]
 
     def advance(self, states, n: int):
         """Run n <= chunk transitions of every chain: (new states, records [chain, n, ...])."""
         if not self._init_traced:
+            pe = jnp.zeros((), jnp.result_type(float))
             jax.eval_shape(
                 self._init_one,
+                self._z0,
+                pe,
                 self._z0,
                 jax.random.PRNGKey(0),
                 self._identity_mass(),

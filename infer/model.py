@@ -201,7 +201,11 @@ class PopulationModel:
                 ).get_trace(observed=False)
                 return {n: tr[n]["value"] for n in names}
 
-            self._predict_batch = jax.jit(jax.vmap(one))
+            # draws one after another inside one program (lax.map), not vmapped: under vmap
+            # every draw's solve runs until the stiffest draw of the batch is done
+            self._predict_batch = jax.jit(
+                lambda latent, keys: jax.lax.map(lambda a: one(*a), (latent, keys))
+            )
 
         def predict(latents: dict, key) -> dict:
             n = len(next(iter(latents.values())))
