@@ -287,6 +287,7 @@ class ChunkedNUTS:
         self._value_and_grad = model.potential()[3]
         self._init_one = init_one
         self._init_traced = False
+        self._compiling = None  # compile_ahead's Future
         if self.vectorized:
             self._init = jax.jit(jax.vmap(init_one, in_axes=(0, 0, 0, 0, None, None)))
             self._block = jax.jit(jax.vmap(block_one, in_axes=(0, None)))
@@ -357,20 +358,39 @@ class ChunkedNUTS:
             for z, pe, g, k in zip(per, pes, grads, keys, strict=True)
         ]
 
+    def _abstract_state(self):
+        """Shapes and dtypes of the chains' states (what :meth:`init` returns), found by
+        tracing the init program without running it. Tracing it also hands numpyro's
+        sample_kernel the settings its init_kernel stores (see ``__init__``)."""
+
+        def spec(x, lead=()):
+            return jax.ShapeDtypeStruct((*lead, *jnp.shape(x)), jnp.result_type(x))
+
+        lead = (self.chains,) if self.vectorized else ()
+        z = jax.tree_util.tree_map(lambda x: spec(x, lead), self._z0)
+        pe = spec(jnp.zeros((), jnp.result_type(float)), lead)
+        key = spec(jax.random.PRNGKey(0), lead)
+        state = jax.eval_shape(
+            self._init, z, pe, z, key, self._identity_mass(), self._step_size(None)
+        )
+        self._init_traced = True
+        return state
+
+    def compile_ahead(self) -> None:
+        """Trace the block program now and compile it in a background thread; the first
+        :meth:`advance` waits for it. A fit calls this before its MAP, so XLA compiles the
+        sampler on one core while the MAP compiles and runs on the other (tracing stays on
+        the calling thread: numpyro's handler stack is shared between threads)."""
+        if self._compiling is None:
+            lowered = self._block.lower(self._abstract_state(), self.chunk)
+            self._compiling = ThreadPoolExecutor(max_workers=1).submit(lowered.compile)
+
     def advance(self, states, n: int):
         """Run n <= chunk transitions of every chain: (new states, records [chain, n, ...])."""
-        if not self._init_traced:
-            pe = jnp.zeros((), jnp.result_type(float))
-            jax.eval_shape(
-                self._init_one,
-                self._z0,
-                pe,
-                self._z0,
-                jax.random.PRNGKey(0),
-                self._identity_mass(),
-                self._step_size(None),
-            )
-            self._init_traced = True
+        if self._compiling is not None:
+            self._compiling.result()  # re-raises a failed compilation
+        elif not self._init_traced:
+            self._abstract_state()
         if self.vectorized:
             states, buf = self._block(states, n)
             return states, jax.tree_util.tree_map(lambda b: np.asarray(b)[:, :n], buf)

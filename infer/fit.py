@@ -30,7 +30,14 @@ from models.solve import SolverConfig
 
 from ._io import atomic_path
 from .config import TOML_SECTIONS, FitConfig
-from .engines import laplace_inverse_mass, load_inverse_mass, run_map, run_nuts, run_svi
+from .engines import (
+    ChunkedNUTS,
+    laplace_inverse_mass,
+    load_inverse_mass,
+    run_map,
+    run_nuts,
+    run_svi,
+)
 from .model import PopulationModel, fixed_parameters
 from .problem import FitProblem, PopulationPredictor, build_problem
 
@@ -231,6 +238,8 @@ def run_fit(
                 shutil.copyfile(config.mass_file, tmp)
     map_result = None
     if not resuming:
+        if config.engine == "nuts":  # XLA compiles the sampler while the MAP compiles and runs
+            ChunkedNUTS.for_model(model, config, checkpoint_every).compile_ahead()
         map_result = run_map(model, config, k_map)
         phase("map")
         log["map_neg_log_density"] = map_result["neg_log_density"]
