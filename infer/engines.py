@@ -383,7 +383,9 @@ class ChunkedNUTS:
         the calling thread: numpyro's handler stack is shared between threads)."""
         if self._compiling is None:
             lowered = self._block.lower(self._abstract_state(), self.chunk)
-            self._compiling = ThreadPoolExecutor(max_workers=1).submit(lowered.compile)
+            pool = ThreadPoolExecutor(max_workers=1)
+            self._compiling = pool.submit(lowered.compile)
+            pool.shutdown(wait=False)  # its thread ends when the compilation does
 
     def advance(self, states, n: int):
         """Run n <= chunk transitions of every chain: (new states, records [chain, n, ...])."""

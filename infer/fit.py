@@ -240,6 +240,7 @@ def run_fit(
     if not resuming:
         if config.engine == "nuts":  # XLA compiles the sampler while the MAP compiles and runs
             ChunkedNUTS.for_model(model, config, checkpoint_every).compile_ahead()
+            phase("nuts_trace")
         map_result = run_map(model, config, k_map)
         phase("map")
         log["map_neg_log_density"] = map_result["neg_log_density"]

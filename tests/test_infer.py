@@ -308,7 +308,8 @@ def test_interrupted_fit_resumes_from_its_checkpoint_without_redoing_its_start(
     """Ctrl-C during NUTS: run_fit writes the draws finished so far and keeps the checkpoint
     and a copy of the saved mass matrix (named by the run's config.toml); resuming continues
     the same chains without running the MAP again, and records the commit the run started
-    with and the one that finished it."""
+    with and the one that finished it. The sampler is compiled while the MAP runs
+    (``ChunkedNUTS.compile_ahead``): the chains' first block compiles nothing."""
     from infer import fit as fit_module
     from infer.engines import ChunkedNUTS
 
@@ -319,16 +320,34 @@ def test_interrupted_fit_resumes_from_its_checkpoint_without_redoing_its_start(
     fit = tiny_fit  # built from a config that differs in [engine] only: the run records cfg
     out = tmp_path / "run"
     advance = ChunkedNUTS.advance
-    calls = []
+    calls, compiled_in_first_block = [], []
+    compiles = []
+
+    def count_compiles(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(event)
 
     def interrupt_on_the_fourth_block(self, states, n):
         calls.append(n)
         if len(calls) == 4:  # warm-up 2 + 1, draws 2, then Ctrl-C
             raise KeyboardInterrupt
+        if len(calls) == 1:  # the sampler was compiled during the MAP (compile_ahead)
+            assert self._compiling is not None
+            self._compiling.result()
+            before = len(compiles)
+            out = advance(self, states, n)
+            compiled_in_first_block.append(len(compiles) - before)
+            return out
         return advance(self, states, n)
 
     monkeypatch.setattr(ChunkedNUTS, "advance", interrupt_on_the_fourth_block)
-    run_fit(cfg, out, fit=fit, progress=False, checkpoint_every=2)
+    jax.monitoring.register_event_duration_secs_listener(count_compiles)
+    try:
+        run_fit(cfg, out, fit=fit, progress=False, checkpoint_every=2)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(count_compiles)
+    # the program compiled ahead is the one the chains ran: no compilation in their first block
+    assert compiled_in_first_block == [0]
     first = az.from_netcdf(out / "posterior.nc")
     assert first.posterior.sizes["draw"] == 2
     assert json.loads(first.attrs["fit_log"])["nuts_interrupted"] is True
