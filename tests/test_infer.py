@@ -286,6 +286,34 @@ def test_nuts_checkpoint_and_resume(tiny_fit, tmp_path):
         _nuts(tiny_fit.model, more.replace(max_tree_depth=2), ckpt, resume=True)
 
 
+def test_vectorized_chains_compile_ahead_and_run(tiny_fit):
+    """Chains vmapped in one program (``chain_method = "vectorized"``, the GPU set-up): the
+    block program compiled ahead is the one the chains run (their first block compiles
+    nothing), and every chain gets its transitions."""
+    from infer.engines import ChunkedNUTS
+
+    cfg = tiny_fit.config.replace(draws=2, **{**NUTS_TINY, "chain_method": "vectorized"})
+    driver = ChunkedNUTS.for_model(tiny_fit.model, cfg, 2)
+    assert driver.vectorized
+    driver.compile_ahead()
+    states = driver.init(tiny_fit.model.potential()[1], jax.random.PRNGKey(0), step_size=0.1)
+    driver._compiling.result()
+    compiles = []
+
+    def count_compiles(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(count_compiles)
+    try:
+        states, records = driver.advance(states, 2)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(count_compiles)
+    assert compiles == []
+    assert records["num_steps"].shape == (2, 2) and np.all(records["num_steps"] >= 1)
+    assert np.all(np.isfinite(records["potential_energy"]))
+
+
 def test_nuts_fixed_step_size_is_kept_and_checked_on_resume(tiny_fit, tmp_path):
     """engine.adapt_step_size = false: every transition, warm-up included, uses
     engine.step_size; a checkpoint written with another step size is refused."""
