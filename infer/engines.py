@@ -225,7 +225,7 @@ class ChunkedNUTS:
     def __init__(self, model, config: FitConfig, chunk: int):
         from numpyro.infer.hmc import hmc
 
-        potential, z0, _, _ = model.potential()
+        potential, z0, _, value_and_grad = model.potential()
         init_kernel, sample_kernel = hmc(potential_fn=jax.jit(potential), algo="NUTS")
         self.chunk = chunk
         self.chains = config.chains
@@ -284,7 +284,7 @@ class ChunkedNUTS:
         # adaptation schedule), so init is traced before the first block: by init() in a
         # fresh run, by a shape-only trace (no compilation) when resuming from a checkpoint.
         self._z0 = z0
-        self._value_and_grad = model.potential()[3]
+        self._value_and_grad = value_and_grad
         self._init_one = init_one
         self._init_traced = False
         self._compiling = None  # compile_ahead's Future
