@@ -1,9 +1,5 @@
 """``python -m infer``: the homeoplast command line."""
 
-from models.xla_flags import use_cpu_flags
+from .cli import run
 
-use_cpu_flags()  # before JAX starts its backend (models/xla_flags.py)
-
-from .cli import main  # noqa: E402
-
-raise SystemExit(main())
+raise SystemExit(run())

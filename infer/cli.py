@@ -119,6 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run() -> int:
+    """The ``python -m infer`` and ``homeoplast`` entry point: XLA's CPU flags
+    (models/xla_flags.py) before JAX starts its backend, then :func:`main`."""
+    from models.xla_flags import use_cpu_flags
+
+    use_cpu_flags()
+    return main()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -133,4 +142,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run())

@@ -8,6 +8,7 @@ Example (``infer/configs/default.toml``)::
     free = ["ic50_ethanol", "f_Ystab", ...]   # parameters sampled; the rest stay at defaults
     [solver]
     method = "tsit5"     # or "tsit5-unrolled", "kvaerno5", "kvaerno3"
+    sampler_method = ""  # NUTS chains only, e.g. "tsit5-unrolled" (same results, faster steps)
     rtol = 1e-5
     [engine]
     name = "nuts"        # nuts | svi | map
@@ -29,6 +30,9 @@ class ConfigError(ValueError):
 
 
 _SOLVERS = ("tsit5", "tsit5-unrolled", "kvaerno5", "kvaerno3", "dopri5")  # models.solvers.SOLVERS
+# Solvers that compute the same solution to rounding (one method, other code): the pairs
+# solver.method / solver.sampler_method may name
+SAME_METHOD = {"tsit5": ("tsit5-unrolled",), "tsit5-unrolled": ("tsit5",)}
 _ENGINES = ("nuts", "svi", "map")
 _USES = ("fit", "submodule")
 MIN_PILOT = 20  # shortest NUTS pilot (engine.mass_pilot) that estimates a variance
@@ -66,6 +70,11 @@ class FitConfig:
     # Solver of the lanes whose data reach beyond 4 h (e.g. 48 h of TTX or bicuculline), where
     # an explicit solver's step is held down by stability; empty: the same as ``solver``.
     long_solver: str = ""
+    # Solver of the NUTS sampler's program only; empty: the same as ``solver``. It must compute
+    # the same solution to rounding (a variant of ``solver``: "tsit5-unrolled" for "tsit5"), so
+    # the MAP, the start of the chains and the predictive draws can use a program that compiles
+    # quickly while the sampler runs one that is faster per step (models/solvers.py).
+    sampler_solver: str = ""
     rtol: float = 1e-5
     atol: float = 1e-8
     max_steps: int = 8192
@@ -162,6 +171,13 @@ class FitConfig:
             raise ConfigError(
                 f'solver.long_method must be one of {_SOLVERS} (or "" for solver.method), '
                 f"got {self.long_solver!r}"
+            )
+        same = ("", self.solver, *SAME_METHOD.get(self.solver, ()))
+        if self.sampler_solver not in same:
+            raise ConfigError(
+                f'solver.sampler_method must be "" (solver.method for everything) or a variant '
+                f"of solver.method {self.solver!r} that computes the same solution to rounding "
+                f"({list(same[2:]) or 'none exists'}), got {self.sampler_solver!r}"
             )
         if self.engine not in _ENGINES:
             raise ConfigError(f"engine.name must be one of {_ENGINES}, got {self.engine!r}")
@@ -276,6 +292,7 @@ TOML_SECTIONS = {
     "solver": (
         "solver",
         "long_solver",
+        "sampler_solver",
         "rtol",
         "atol",
         "max_steps",
@@ -322,10 +339,16 @@ TOML_SECTIONS = {
 }
 
 
-_TOML_NAMES = {"solver": "method", "long_solver": "long_method", "engine": "name"}
+_TOML_NAMES = {
+    "solver": "method",
+    "long_solver": "long_method",
+    "sampler_solver": "sampler_method",
+    "engine": "name",
+}
 _FROM_TOML = {
     ("solver", "method"): "solver",
     ("solver", "long_method"): "long_solver",
+    ("solver", "sampler_method"): "sampler_solver",
     ("engine", "name"): "engine",
 }
 

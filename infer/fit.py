@@ -42,14 +42,17 @@ from .model import PopulationModel, fixed_parameters
 from .problem import FitProblem, PopulationPredictor, build_problem
 
 
-def solver_config(config: FitConfig, *, long: bool = False) -> SolverConfig:
+def solver_config(config: FitConfig, *, long: bool = False, sampler: bool = False) -> SolverConfig:
     """The solve settings of the fit; ``long=True``: of the lanes beyond 4 h
-    (``solver.long_method``, where set)."""
+    (``solver.long_method``, where set); ``sampler=True``: of the NUTS sampler's program
+    (``solver.sampler_method``, where set)."""
     import diffrax
 
     from models.solvers import make_solver
 
-    name = config.long_solver if long and config.long_solver else config.solver
+    name = (sampler and config.sampler_solver) or config.solver
+    if long and config.long_solver:
+        name = config.long_solver
     return SolverConfig(
         solver=make_solver(name),
         rtol=config.rtol,
@@ -112,14 +115,21 @@ class Fit:
     ) -> Fit:
         problem = problem or load_problem(config)
         z = draw_z(config.neurons, config.seed)
-        predictor = PopulationPredictor(
-            problem,
-            z,
-            solver_config(config),
-            long_config=solver_config(config, long=True),
-            fixed=fixed_parameters(config.free),
-        )
-        model = PopulationModel(problem, config, predictor, generative_only=generative_only)
+
+        def population_model(sampler: bool) -> PopulationModel:
+            predictor = PopulationPredictor(
+                problem,
+                z,
+                solver_config(config, sampler=sampler),
+                long_config=solver_config(config, long=True, sampler=sampler),
+                fixed=fixed_parameters(config.free),
+            )
+            return PopulationModel(problem, config, predictor, generative_only=generative_only)
+
+        model = population_model(sampler=False)
+        if config.sampler_solver not in ("", config.solver):
+            # the same posterior, solved by the other code of the same method (config.py)
+            model.sampling = population_model(sampler=True)
         return cls(config=config, problem=problem, model=model)
 
 

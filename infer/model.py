@@ -89,6 +89,9 @@ class PopulationModel:
         self._structure_only = False
         self._predict_batch = None
         self.programs: dict = {}  # compiled programs built on this model (engines cache here)
+        # The model whose program NUTS's chains run, where a fit's solver.sampler_method names
+        # another code of the same method (infer.fit.Fit.create); None: this one.
+        self.sampling: PopulationModel | None = None
 
     def potential(self):
         """(potential_fn, z at the prior medians, postprocess_fn, jitted value_and_grad),

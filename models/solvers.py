@@ -14,11 +14,13 @@ standard protocol set at 1,024 neurons 0.543 -> 0.383 s. The values agree with d
 Tsit5 to rounding (log density to 1e-13 relative); a step may land elsewhere by rounding,
 which moves a readout by far less than the tolerance.
 
-The price is compilation: the demo's gradient compiles in 118 s instead of 27 s, and a fit
-compiles it twice (MAP, NUTS). It pays in a long fit, not in a short one, so it is an option,
-not the default ``"tsit5"`` (diffrax's). The demo fit (``infer/configs/demo.toml``) uses it
-since a NUTS fit compiles its sampler while the MAP runs (``infer.engines.ChunkedNUTS.
-compile_ahead``): ``make demo`` 15 min 47 s against 19 min 4 s with ``"tsit5"``, same session.
+The price is compilation: the demo's gradient compiles in 118 s instead of 27 s. It pays in
+a long fit, not in a short one, so it is an option, not the default ``"tsit5"`` (diffrax's).
+A fit can use it for its NUTS chains only (``solver.sampler_method = "tsit5-unrolled"`` with
+``solver.method = "tsit5"``): the MAP, the chains' start and the predictive draws then run
+diffrax's Tsit5, which compiles quickly, while XLA compiles the sampler in the background
+(``infer.engines.ChunkedNUTS.compile_ahead``). The demo fit (``infer/configs/demo.toml``)
+does so.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tomllib
 from pathlib import Path
 
 import arviz as az
@@ -571,6 +572,8 @@ def test_first_ctrl_c_during_nuts_asks_to_stop_after_the_block_and_a_second_stop
         ({"engine": {"mass_init": "laplace"}}, "dense_mass"),
         ({"engine": {"mass_init": "fisher", "dense_mass": True}}, "mass_init"),
         ({"solver": {"long_method": "euler"}}, "long_method"),
+        ({"solver": {"sampler_method": "kvaerno5"}}, "sampler_method must be"),
+        ({"solver": {"method": "kvaerno5", "sampler_method": "tsit5"}}, "none exists"),
         ({"solver": {"pcoeff": -0.1}}, "pcoeff"),
         ({"engine": {"adapt_mass": "no"}}, "engine.adapt_mass must be true or false"),
         ({"engine": {"map_polish_steps": -1}}, "map_polish_steps"),
@@ -811,3 +814,40 @@ def test_long_lanes_get_their_own_solver():
     assert isinstance(short.solver, diffrax.Tsit5) and isinstance(long.solver, diffrax.Kvaerno3)
     assert fit.problem.times[short_rows].max() <= 4 < fit.problem.times[long_rows].max()
     assert FitConfig(**TINY).replace(long_solver="").long_solver == ""
+
+
+def test_sampler_solver_runs_the_chains_and_the_model_the_rest(tmp_path, monkeypatch):
+    """solver.sampler_method: NUTS's chains run the written-out Tsit5, while the start's
+    potential and gradient (and the MAP and predictive draws) come from diffrax's Tsit5; the
+    chains' recorded potential energy is the fit's posterior at each draw, to rounding."""
+    import diffrax
+
+    from infer.engines import ChunkedNUTS
+    from models.solvers import UnrolledTsit5
+
+    traced = []
+    unrolled_step = UnrolledTsit5.step
+
+    def counting_step(self, *args, **kwargs):
+        traced.append(1)  # runs while JAX traces a program that solves with UnrolledTsit5
+        return unrolled_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(UnrolledTsit5, "step", counting_step)
+    small = {**TINY, "neurons": 1, "datasets": ("wolfe2016_fig7c",), "exclude": ()}
+    cfg = FitConfig(**{**small, **NUTS_TINY, "chains": 1}, sampler_solver="tsit5-unrolled")
+    assert config_from_mapping(tomllib.loads(cfg.to_toml())) == cfg
+    fit = Fit.create(cfg)
+    (_, _, solve, _), *_ = fit.model.predictor.groups
+    (_, _, sampler_solve, _), *_ = fit.model.sampling.predictor.groups
+    assert type(solve.solver) is diffrax.Tsit5 and type(sampler_solve.solver) is UnrolledTsit5
+    assert Fit.create(FitConfig(**small)).model.sampling is None  # no sampler solver: one model
+
+    potential, z0, _, _ = fit.model.potential()
+    driver = ChunkedNUTS.for_model(fit.model, cfg, 2)
+    states = driver.init(z0, jax.random.PRNGKey(0), step_size=0.05)
+    assert traced == []  # the start's gradient is the model's (diffrax's Tsit5)
+    states, records = driver.advance(states, 2)
+    assert traced  # the chains' program solves with the written-out stages
+    for i in range(2):
+        z = {k: v[0, i] for k, v in records["z"].items()}
+        np.testing.assert_allclose(records["potential_energy"][0, i], potential(z), rtol=1e-10)

@@ -87,3 +87,22 @@ def test_host_device_count_replaces_an_earlier_one_and_keeps_other_flags():
     ]
     with pytest.raises(ValueError, match=">= 1"):
         force_host_devices(0, env)
+
+
+def test_both_command_line_entry_points_set_the_flags_before_running(monkeypatch):
+    """``python -m infer`` and the ``homeoplast`` console script (pyproject) both go through
+    ``infer.cli.run``, which sets the flags and then runs the command."""
+    import tomllib
+    from pathlib import Path
+
+    from infer import cli
+
+    root = Path(__file__).resolve().parents[1]
+    scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["homeoplast"] == "infer.cli:run"
+    assert "raise SystemExit(run())" in (root / "infer" / "__main__.py").read_text()
+    seen = []
+    monkeypatch.setenv("XLA_FLAGS", "")
+    monkeypatch.setattr(cli, "main", lambda: seen.append(os.environ["XLA_FLAGS"]) or 0)
+    assert cli.run() == 0
+    assert "--xla_cpu_enable_fast_math=true" in seen[0].split()
