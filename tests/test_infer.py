@@ -816,6 +816,24 @@ def test_long_lanes_get_their_own_solver():
     assert FitConfig(**TINY).replace(long_solver="").long_solver == ""
 
 
+def test_sampler_solver_builds_a_sampling_model_with_its_solver():
+    """solver.sampler_method: Fit.create gives the model a sibling for NUTS's chains that
+    solves with the written-out Tsit5, the model itself keeps diffrax's (no solve needed)."""
+    import diffrax
+
+    from models.solvers import UnrolledTsit5
+
+    small = {**TINY, "neurons": 1, "datasets": ("wolfe2016_fig7c",), "exclude": ()}
+    cfg = FitConfig(**small, sampler_solver="tsit5-unrolled")
+    assert config_from_mapping(tomllib.loads(cfg.to_toml())) == cfg
+    fit = Fit.create(cfg)
+    (_, _, solve, _), *_ = fit.model.predictor.groups
+    (_, _, sampler_solve, _), *_ = fit.model.sampling.predictor.groups
+    assert type(solve.solver) is diffrax.Tsit5 and type(sampler_solve.solver) is UnrolledTsit5
+    assert Fit.create(FitConfig(**small)).model.sampling is None
+
+
+@pytest.mark.slow  # compiles a NUTS program with the written-out Tsit5: ~5 min on 2 cores
 def test_sampler_solver_runs_the_chains_and_the_model_the_rest(tmp_path, monkeypatch):
     """solver.sampler_method: NUTS's chains run the written-out Tsit5, while the start's
     potential and gradient (and the MAP and predictive draws) come from diffrax's Tsit5; the
